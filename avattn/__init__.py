@@ -1,0 +1,22 @@
+"""avattn: audio-visual attention layers for PyTorch (CMRAN and its baselines).
+
+Works without Triton and without a GPU; the fused Triton kernels are used only where they can serve.
+"""
+
+from . import functional
+from ._version import __version__
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layers_all
+from .losses import BACKGROUND, supervised_localization_loss, weak_localization_loss
+from .metrics import predict_segments, segment_accuracy
+
+__all__ = [
+    "BACKGROUND",
+    "__version__",
+    "functional",
+    "predict_segments",
+    "segment_accuracy",
+    "supervised_localization_loss",
+    "weak_localization_loss",
+    *_layers_all,
+]

@@ -1,0 +1,139 @@
+"""Attention backends: what each one serves, and why it refuses what it cannot.
+
+Each backend answers ``why_not(...)`` with ``None`` when it can serve a call, or a sentence
+that says why not. ``"auto"`` takes the first of ``AUTO_ORDER`` that can serve.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .reference import reference_attention
+from .sdpa import sdpa_attention
+
+BACKENDS = ("reference", "sdpa", "triton")
+AUTO_ORDER = ("triton", "sdpa", "reference")
+
+
+@dataclass(frozen=True)
+class BackendSupport:
+    """What a backend serves; ``devices`` and ``dtypes`` are checked before anything else."""
+
+    name: str
+    devices: tuple[str, ...]
+    dtypes: tuple[torch.dtype, ...]
+    head_dims: tuple[int, int]  # inclusive range
+    returns_weights: bool
+    dropout: bool
+
+
+SUPPORT = {
+    "reference": BackendSupport(
+        "reference", ("cpu", "cuda", "mps", "xpu"), (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+        (1, 1 << 16), True, True,
+    ),
+    "sdpa": BackendSupport(
+        "sdpa", ("cpu", "cuda", "mps", "xpu"), (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+        (1, 1 << 16), False, True,
+    ),
+    "triton": BackendSupport(
+        "triton", ("cuda", "cpu (TRITON_INTERPRET=1 only)"), (torch.float16, torch.bfloat16, torch.float32),
+        (16, 128), False, False,
+    ),
+}
+
+
+def _generic_why_not(
+    name: str, query: Tensor, dropout_p: float, return_weights: bool
+) -> str | None:
+    s = SUPPORT[name]
+    if return_weights and not s.returns_weights:
+        return f"backend {name!r} does not return attention weights (return_weights=True needs 'reference')"
+    if dropout_p > 0 and not s.dropout:
+        return f"backend {name!r} does not apply attention dropout (dropout_p={dropout_p}); use 'sdpa' or 'reference'"
+    if query.dtype not in s.dtypes:
+        return f"backend {name!r} supports dtypes {[str(d) for d in s.dtypes]}, got {query.dtype}"
+    lo, hi = s.head_dims
+    if not lo <= query.shape[-1] <= hi:
+        return f"backend {name!r} supports head dims {lo}..{hi}, got {query.shape[-1]}"
+    return None
+
+
+def _triton_why_not(query, keys, values, key_padding_masks, dropout_p, return_weights) -> str | None:
+    reason = _generic_why_not("triton", query, dropout_p, return_weights)
+    if reason is not None:
+        return reason
+    if query.device.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        return "backend 'triton' needs a CUDA tensor (got a CPU tensor; CPU runs only under TRITON_INTERPRET=1)"
+    if query.device.type not in ("cpu", "cuda"):
+        return f"backend 'triton' needs a CUDA tensor, got device {query.device}"
+    module = _load_triton_op()
+    if isinstance(module, str):
+        return module
+    return module.why_not(query, keys, values, key_padding_masks)
+
+
+_TRITON_MODULE: object = None
+
+
+def _load_triton_op():
+    """The fused kernel's module, or a sentence saying why it cannot be loaded (cached)."""
+    global _TRITON_MODULE
+    if _TRITON_MODULE is None:
+        try:
+            _TRITON_MODULE = importlib.import_module("avattn.kernels.cmra_op")
+        except ImportError as exc:  # triton missing, or too old
+            _TRITON_MODULE = f"backend 'triton' is unavailable: {exc}"
+    return _TRITON_MODULE
+
+
+def _run_triton(query, keys, values, key_padding_masks, scale, dropout_p, return_weights):
+    return _load_triton_op().cmra_attention_triton(query, keys, values, key_padding_masks, scale), None
+
+
+def _run_reference(query, keys, values, key_padding_masks, scale, dropout_p, return_weights):
+    return reference_attention(query, keys, values, key_padding_masks, scale, dropout_p, return_weights)
+
+
+def _run_sdpa(query, keys, values, key_padding_masks, scale, dropout_p, return_weights):
+    return sdpa_attention(query, keys, values, key_padding_masks, scale, dropout_p), None
+
+
+WHY_NOT: dict[str, Callable[..., str | None]] = {
+    "reference": lambda q, k, v, m, p, w: _generic_why_not("reference", q, p, w),
+    "sdpa": lambda q, k, v, m, p, w: _generic_why_not("sdpa", q, p, w),
+    "triton": _triton_why_not,
+}
+RUN = {"reference": _run_reference, "sdpa": _run_sdpa, "triton": _run_triton}
+
+
+def select_backend(
+    backend: str,
+    query: Tensor,
+    keys: Sequence[Tensor],
+    values: Sequence[Tensor],
+    key_padding_masks: Sequence[Tensor | None] | None,
+    dropout_p: float,
+    return_weights: bool,
+) -> str:
+    """The backend that will run this call; raises ``RuntimeError`` with the reason if forced and unable."""
+    if backend == "auto":
+        for name in AUTO_ORDER:
+            if name == "triton" and query.device.type != "cuda":
+                continue  # the interpreter is for tests, never an automatic choice
+            if WHY_NOT[name](query, keys, values, key_padding_masks, dropout_p, return_weights) is None:
+                return name
+        raise RuntimeError("no attention backend can serve this call")  # reference serves all
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {backend!r}")
+    reason = WHY_NOT[backend](query, keys, values, key_padding_masks, dropout_p, return_weights)
+    if reason is not None:
+        raise RuntimeError(reason)
+    return backend

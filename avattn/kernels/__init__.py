@@ -1,0 +1,1 @@
+"""Fused Triton kernels. Importing this package never imports triton; see ``cmra_op``."""

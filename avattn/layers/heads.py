@@ -1,0 +1,70 @@
+"""Localization heads: supervised (segment relevance + category) and weak (MIL).
+
+Axis legend: b batch, t segments, e model dim, k classes.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ._checks import check_sequence_features
+
+
+class SupervisedOutput(NamedTuple):
+    """event_logits (B, T): a logit per segment; class_logits (B, K) over event categories."""
+
+    event_logits: Tensor
+    class_logits: Tensor
+
+
+class WeakOutput(NamedTuple):
+    """event_logits (B, T); class_logits z (B, K+1), background included;
+    video_logits (B, K+1) = max_t sigmoid(s_t) * z; video_scores (B, K+1) = softmax(video_logits)."""
+
+    event_logits: Tensor
+    class_logits: Tensor
+    video_logits: Tensor
+    video_scores: Tensor
+
+
+class SupervisedLocalizationHead(nn.Module):
+    """``s_t = Linear(E, 1)(O_t)``; categories ``Linear(E, K)(max_t O)``.
+
+    Shapes: (B, T, E) -> ``SupervisedOutput`` ((B, T), (B, K)).
+    """
+
+    def __init__(self, dim: int = 256, num_classes: int = 28, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.dim = dim
+        self.relevance = nn.Linear(dim, 1, device=device, dtype=dtype)
+        self.classifier = nn.Linear(dim, num_classes, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> SupervisedOutput:
+        check_sequence_features("x", x, self.dim)
+        return SupervisedOutput(self.relevance(x).squeeze(-1), self.classifier(x.amax(dim=1)))
+
+
+class WeakLocalizationHead(nn.Module):
+    """MIL head: ``s_t = Linear(E, 1)``, ``z = Linear(E, K+1)(max_t O)``,
+    video scores ``softmax(max_t sigmoid(s_t) * z)``.
+
+    Shapes: (B, T, E) -> ``WeakOutput`` ((B, T), (B, K+1), (B, K+1), (B, K+1)).
+    """
+
+    def __init__(self, dim: int = 256, num_classes: int = 29, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.dim = dim
+        self.relevance = nn.Linear(dim, 1, device=device, dtype=dtype)
+        self.classifier = nn.Linear(dim, num_classes, device=device, dtype=dtype)
+
+    def forward(self, x: Tensor) -> WeakOutput:
+        check_sequence_features("x", x, self.dim)
+        event_logits = self.relevance(x).squeeze(-1)
+        class_logits = self.classifier(x.amax(dim=1))
+        fused = torch.sigmoid(event_logits).unsqueeze(-1) * class_logits.unsqueeze(1)  # (b, t, k)
+        video_logits = fused.amax(dim=1)
+        return WeakOutput(event_logits, class_logits, video_logits, video_logits.softmax(dim=-1))

@@ -1,0 +1,79 @@
+"""RelationLayer: a post-norm transformer layer whose attention reads a memory list.
+
+Axis legend: b batch, t query steps, e model dim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch.nn as nn
+from torch import Tensor
+
+from .cmra import CrossModalRelationAttention, FeatureConcatCMRA
+
+
+class FeedForward(nn.Module):
+    """``W2 Drop(ReLU(W1 x))``. Shapes: (B, T, E) -> (B, T, E)."""
+
+    def __init__(self, dim: int, hidden_dim: int, *, dropout: float = 0.1, device=None, dtype=None) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        self.net = nn.Sequential(
+            nn.Linear(dim, hidden_dim, **kw), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, dim, **kw)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class RelationLayer(nn.Module):
+    """``x = LN(x + Drop(Attn(x, memory)))``, then ``x = LN(x + Drop(FFN(x)))`` (post-norm).
+
+    ``ffn_dim=None`` leaves out the feed-forward sublayer (the AV-interaction layer).
+    ``memory_layout="feature"`` joins the memory along features (CMRA-F) instead of time.
+
+    Shapes: x (B, T, E); memory[i] (B, Tk_i, E) -> (B, T, E) (and ``AttentionMaps`` when asked).
+    """
+
+    def __init__(
+        self,
+        dim: int = 256,
+        num_heads: int = 4,
+        *,
+        ffn_dim: int | None = 2048,
+        dropout: float = 0.1,
+        memory_layout: Literal["time", "feature"] = "time",
+        num_sources: int = 2,
+        backend: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        if memory_layout == "time":
+            self.attn = CrossModalRelationAttention(dim, num_heads, dropout=dropout, backend=backend, **kw)
+        elif memory_layout == "feature":
+            self.attn = FeatureConcatCMRA(dim, num_heads, num_sources=num_sources, dropout=dropout, backend=backend, **kw)
+        else:
+            raise ValueError(f"memory_layout must be 'time' or 'feature', got {memory_layout!r}")
+        self.drop = nn.Dropout(dropout)
+        self.norm1 = nn.LayerNorm(dim, **kw)
+        self.ffn = None if ffn_dim is None else FeedForward(dim, ffn_dim, dropout=dropout, **kw)
+        self.norm2 = None if ffn_dim is None else nn.LayerNorm(dim, **kw)
+
+    def forward(
+        self,
+        x: Tensor,
+        memory: Sequence[Tensor],
+        *,
+        key_padding_masks: Sequence[Tensor | None] | None = None,
+        return_weights: bool = False,
+    ):
+        attended = self.attn(x, memory, key_padding_masks=key_padding_masks, return_weights=return_weights)
+        attended, maps = attended if return_weights else (attended, None)
+        x = self.norm1(x + self.drop(attended))
+        if self.ffn is not None:
+            x = self.norm2(x + self.drop(self.ffn(x)))
+        return (x, maps) if return_weights else x

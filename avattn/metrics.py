@@ -1,0 +1,37 @@
+"""Segment predictions and accuracy (the 0.5 rule; background = 28).
+
+Axis legend: b batch, t segments, k classes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .functional._validate import check_float_tensor
+from .losses import BACKGROUND
+
+
+def predict_segments(event_logits: Tensor, class_logits: Tensor, *, background: int = BACKGROUND) -> Tensor:
+    """Segment t is an event if ``sigmoid(s_t) > 0.5``, labelled ``argmax class_logits``; else background.
+
+    Shapes: event_logits (B, T); class_logits (B, K) -> (B, T) int64 labels. With a weak head's
+    29-way ``class_logits`` the argmax may itself be background.
+    """
+    check_float_tensor("event_logits", event_logits, 2, "(B, T)")
+    check_float_tensor("class_logits", class_logits, 2, "(B, K)")
+    if class_logits.shape[0] != event_logits.shape[0]:
+        raise ValueError(
+            f"class_logits must have batch size {event_logits.shape[0]} like event_logits, got {tuple(class_logits.shape)}"
+        )
+    category = class_logits.argmax(dim=-1, keepdim=True).expand_as(event_logits)
+    return torch.where(event_logits > 0, category, torch.full_like(category, background))
+
+
+def segment_accuracy(predictions: Tensor, segment_labels: Tensor) -> Tensor:
+    """Fraction of segments whose predicted label equals the true one. Shapes: (B, T), (B, T) -> ()."""
+    if predictions.shape != segment_labels.shape:
+        raise ValueError(
+            f"predictions and segment_labels must have the same shape (B, T), got {tuple(predictions.shape)} and {tuple(segment_labels.shape)}"
+        )
+    return (predictions == segment_labels).float().mean()
