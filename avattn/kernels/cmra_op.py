@@ -1,0 +1,344 @@
+"""Launchers and ``torch.library`` ops for the fused multi-source attention.
+
+Axis legend: b batch, q query steps, k_i steps of memory source i, h heads, d head dim.
+
+Public interface (used by ``avattn.functional.backends``):
+    ``why_not(query, keys, values, key_padding_masks) -> str | None``
+    ``cmra_attention_triton(query, keys, values, key_padding_masks, scale) -> Tensor``
+
+Ops (``torch.library.custom_op``; one opaque node each under ``torch.compile``):
+    ``avattn::cmra_fwd(Tensor q, Tensor[] keys, Tensor[] values, Tensor?[] masks, float scale)
+        -> (Tensor out, Tensor lse)``
+        out (B, Tq, H, Dh) contiguous in the query's dtype; lse fp32 (B, H, Tq), base 2,
+        +inf on rows whose keys are all padded. ``masks`` always has one entry per source
+        (None where a source has no padding). Differentiable in q, keys and values.
+    ``avattn::cmra_bwd(Tensor dout, Tensor q, Tensor[] keys, Tensor[] values, Tensor?[] masks,
+        Tensor out, Tensor lse, float scale) -> Tensor[]``
+        returns [dq, dk_0..dk_{n-1}, dv_0..dv_{n-1}] (contiguous, input dtype).
+
+``custom_op`` is used rather than ``triton_op`` so that the same registration serves the CPU
+interpreter (``TRITON_INTERPRET=1``) used in the tests and CUDA, and so that ``torch.compile``
+never has to trace the launchers' Python (shape heuristics): it sees one op forward and one
+op backward. Any number of sources is accepted: sources run in groups of ``MAX_SOURCES``
+(4) per launch, and groups are merged through their log-sum-exp (forward) and by summing
+partial dQ (backward); the AVE case (2 sources) is one launch forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import triton
+from torch import Tensor
+
+from .cmra_bwd import cmra_bwd_dkdv_kernel, cmra_bwd_dq_kernel, cmra_delta_kernel
+from .cmra_fwd import INTERPRETED, MAX_SOURCES, cmra_fwd_kernel
+
+_LOG2E = 1.4426950408889634
+_INT32_MAX = 2**31 - 1
+
+
+# ----------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class Config:
+    """Tile configuration of one call. ``pack`` problems (b, h) share a program."""
+
+    pack: int
+    block_m: int  # query rows per program (forward, dQ)
+    block_n: int  # key columns per step (forward, dQ)
+    bwd_block_m: int  # query rows per step (dK/dV)
+    bwd_block_n: int  # key columns per program (dK/dV)
+    num_warps: int = 4
+    num_stages: int = 2
+
+
+_OVERRIDE: Config | None = None
+
+
+@contextlib.contextmanager
+def config_override(config: Config):
+    """Force a tile configuration (tests use it to reach every masking path on small inputs)."""
+    global _OVERRIDE
+    prior, _OVERRIDE = _OVERRIDE, config
+    try:
+        yield
+    finally:
+        _OVERRIDE = prior
+
+
+def _pow2(n: int, lo: int = 16) -> int:
+    return max(lo, triton.next_power_of_2(max(1, n)))
+
+
+def choose_config(tq: int, tks: Sequence[int], head_dim: int, n_prob: int, dtype: torch.dtype) -> Config:
+    """Heuristic tiles: pack short problems into ~64-row tiles, FA2-style blocks for long ones."""
+    if _OVERRIDE is not None:
+        return _OVERRIDE
+    max_tk = max(tks)
+    big = head_dim > 64 or dtype == torch.float32  # fewer registers per element to spare
+    row_target, col_target = (32, 64) if big else (64, 128)
+    if tq <= row_target // 2 and max_tk <= col_target // 2:
+        # Short memory (AVE: Tq = Tk = 10): whole memory of `pack` problems in one column tile.
+        pack = max(1, min(row_target // tq, col_target // max_tk, n_prob))
+        bm = _pow2(pack * tq)
+        bn = _pow2(pack * max_tk)
+        return Config(pack, bm, bn, bm, bn, num_warps=4, num_stages=1)
+    bm = min(_pow2(tq), 64 if big else 128)
+    bn = 32 if (big and head_dim > 64) else 64
+    warps = 8 if bm >= 128 else 4
+    bwd_m, bwd_n = (32, 64) if big else (64, 64)
+    return Config(1, bm, bn, bwd_m, bwd_n, num_warps=warps, num_stages=2)
+
+
+def _precision(dtype: torch.dtype) -> str:
+    """fp32 inputs get exact fp32 dots unless the user allowed TF32 for matmuls, as torch does."""
+    if dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32:
+        return "ieee"
+    return "tf32"
+
+
+def _src_args(k: Tensor, v: Tensor, m: Tensor | None) -> list:
+    mm = k if m is None else m  # dummy pointer when there is no mask (never read)
+    sm = (0, 0) if m is None else (m.stride(0), m.stride(1))
+    return [k, v, mm, k.shape[1], *k.stride(), *v.stride(), *sm]
+
+
+def _src_slots(keys, values, masks) -> tuple[list, list[bool]]:
+    args, has = [], []
+    for i in range(MAX_SOURCES):
+        if i < len(keys):
+            args += _src_args(keys[i], values[i], masks[i])
+            has.append(masks[i] is not None)
+        else:  # unused slot: repeat source 0 (never read: NUM_SRC guards it)
+            args += _src_args(keys[0], values[0], None)
+            has.append(False)
+    return args, has
+
+
+def _as_bytes(masks: Sequence[Tensor | None]) -> list[Tensor | None]:
+    """bool (B, Tk) masks as uint8 views (same bytes, no copy): Triton loads them as integers."""
+    return [None if m is None else m.view(torch.uint8) for m in masks]
+
+
+def _groups(n: int) -> list[range]:
+    return [range(i, min(n, i + MAX_SOURCES)) for i in range(0, n, MAX_SOURCES)]
+
+
+# ----------------------------------------------------------------------------- launchers
+
+
+def _launch_fwd(q, keys, values, masks, scale, out, lse, cfg: Config) -> None:
+    b, tq, h, d = q.shape
+    n_prob = b * h
+    slots, has = _src_slots(keys, values, masks)
+    grid = (triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tq, cfg.block_m))
+    cmra_fwd_kernel[grid](
+        q, *q.stride(), out, *out.stride(), lse, *slots,
+        h, tq, n_prob, scale * _LOG2E,
+        NUM_SRC=len(keys), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
+        PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=_pow2(d), HEAD_DIM=d,
+        PREC=_precision(q.dtype), num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )
+
+
+def cmra_fwd_impl(q: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
+                  masks: Sequence[Tensor | None], scale: float) -> tuple[Tensor, Tensor]:
+    b, tq, h, d = q.shape
+    out = torch.empty((b, tq, h, d), dtype=q.dtype, device=q.device)
+    lse = torch.empty((b, h, tq), dtype=torch.float32, device=q.device)
+    if out.numel() == 0:
+        return out.zero_(), lse.fill_(math.inf)
+    masks = _as_bytes(masks)
+    cfg = choose_config(tq, [k.shape[1] for k in keys], d, b * h, q.dtype)
+    groups = _groups(len(keys))
+    if len(groups) == 1:
+        _launch_fwd(q, keys, values, masks, scale, out, lse, cfg)
+        return out, lse
+    # More sources than one launch takes: attend to each group, merge through the LSE.
+    outs, lses = [], []
+    for g in groups:
+        o_g = torch.empty((b, tq, h, d), dtype=torch.float32, device=q.device)
+        l_g = torch.empty((b, h, tq), dtype=torch.float32, device=q.device)
+        _launch_fwd(q, [keys[i] for i in g], [values[i] for i in g], [masks[i] for i in g], scale, o_g, l_g, cfg)
+        outs.append(o_g)
+        lses.append(torch.where(torch.isinf(l_g), -math.inf, l_g))  # empty group: weight 0
+    lse_all = torch.stack(lses)  # (g, b, h, q)
+    top = lse_all.amax(0)
+    top_safe = torch.where(torch.isinf(top), 0.0, top)
+    w = torch.exp2(lse_all - top_safe)  # (g, b, h, q)
+    total = w.sum(0)
+    merged = sum(o * (wg / torch.where(total > 0, total, 1.0)).permute(0, 2, 1)[..., None] for o, wg in zip(outs, w))
+    out.copy_(merged)
+    lse.copy_(torch.where(total > 0, top_safe + torch.log2(torch.where(total > 0, total, 1.0)), math.inf))
+    return out, lse
+
+
+def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
+                  masks: Sequence[Tensor | None], out: Tensor, lse: Tensor, scale: float) -> list[Tensor]:
+    b, tq, h, d = q.shape
+    n_prob = b * h
+    dq = torch.zeros_like(q, memory_format=torch.contiguous_format)
+    dks = [torch.zeros_like(k, memory_format=torch.contiguous_format) for k in keys]
+    dvs = [torch.zeros_like(v, memory_format=torch.contiguous_format) for v in values]
+    if dq.numel() == 0:
+        return [dq, *dks, *dvs]
+    masks = _as_bytes(masks)
+    cfg = choose_config(tq, [k.shape[1] for k in keys], d, n_prob, q.dtype)
+    block_d = _pow2(d)
+    prec = _precision(q.dtype)
+    qk_scale = scale * _LOG2E
+
+    delta = torch.empty((b, h, tq), dtype=torch.float32, device=q.device)
+    n_rows = n_prob * tq
+    cmra_delta_kernel[(triton.cdiv(n_rows, 64),)](
+        out, *out.stride(), dout, *dout.stride(), delta, h, tq, n_rows,
+        BLOCK=64, BLOCK_D=block_d, HEAD_DIM=d, num_warps=4,
+    )
+    for i, (k, v, m) in enumerate(zip(keys, values, masks)):
+        tk = k.shape[1]
+        grid = (triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tk, cfg.bwd_block_n))
+        cmra_bwd_dkdv_kernel[grid](
+            q, *q.stride(), dout, *dout.stride(), lse, delta,
+            k, *k.stride(), v, *v.stride(),
+            k if m is None else m, *((0, 0) if m is None else m.stride()),
+            dks[i], *dks[i].stride(), dvs[i], *dvs[i].stride(),
+            h, tq, tk, n_prob, qk_scale, scale,
+            HAS_MASK=m is not None, PACK=cfg.pack, BLOCK_M=cfg.bwd_block_m, BLOCK_N=cfg.bwd_block_n,
+            BLOCK_D=block_d, HEAD_DIM=d, PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+    grid = (triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tq, cfg.block_m))
+    partial = dq
+    for gi, g in enumerate(_groups(len(keys))):
+        if gi > 0:  # more sources than one launch takes: sum partial dQ (deterministic)
+            partial = torch.empty_like(dq)
+        slots, has = _src_slots([keys[i] for i in g], [values[i] for i in g], [masks[i] for i in g])
+        cmra_bwd_dq_kernel[grid](
+            q, *q.stride(), dout, *dout.stride(), partial, *partial.stride(), lse, delta, *slots,
+            h, tq, n_prob, qk_scale, scale,
+            NUM_SRC=len(g), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
+            PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d, HEAD_DIM=d,
+            PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+        if gi > 0:
+            dq += partial
+    return [dq, *dks, *dvs]
+
+
+# ----------------------------------------------------------------------------- torch.library ops
+
+
+@torch.library.custom_op("avattn::cmra_fwd", mutates_args=())
+def cmra_fwd(
+    q: Tensor, keys: list[Tensor], values: list[Tensor], masks: list[Tensor | None], scale: float
+) -> tuple[Tensor, Tensor]:
+    return cmra_fwd_impl(q, keys, values, masks, scale)
+
+
+@cmra_fwd.register_fake
+def _(q, keys, values, masks, scale):
+    b, tq, h, d = q.shape
+    return q.new_empty((b, tq, h, d)), q.new_empty((b, h, tq), dtype=torch.float32)
+
+
+@torch.library.custom_op("avattn::cmra_bwd", mutates_args=())
+def cmra_bwd(
+    dout: Tensor, q: Tensor, keys: list[Tensor], values: list[Tensor], masks: list[Tensor | None],
+    out: Tensor, lse: Tensor, scale: float,
+) -> list[Tensor]:
+    return cmra_bwd_impl(dout, q, keys, values, masks, out, lse, scale)
+
+
+@cmra_bwd.register_fake
+def _(dout, q, keys, values, masks, out, lse, scale):
+    fresh = lambda t: torch.empty_like(t, memory_format=torch.contiguous_format)  # noqa: E731
+    return [fresh(q), *[fresh(k) for k in keys], *[fresh(v) for v in values]]
+
+
+def _setup_context(ctx, inputs, output):
+    q, keys, values, masks, scale = inputs
+    out, lse = output
+    ctx.n_src = len(keys)
+    ctx.scale = scale
+    ctx.masks_are_tensors = all(m is not None for m in masks)
+    ctx.save_for_backward(q, out, lse, *keys, *values, *masks)
+    ctx.mark_non_differentiable(lse)
+
+
+def _backward(ctx, grad_out, grad_lse):
+    n = ctx.n_src
+    q, out, lse, *rest = ctx.saved_tensors
+    keys, values, masks = rest[:n], rest[n:2 * n], rest[2 * n:]
+    grads = cmra_bwd(grad_out, q, list(keys), list(values), list(masks), out, lse, ctx.scale)
+    # torch.library flattens a Tensor?[] argument as a list only when it holds no None.
+    mask_grad = [None] * n if ctx.masks_are_tensors else None
+    return grads[0], list(grads[1:1 + n]), list(grads[1 + n:]), mask_grad, None
+
+
+cmra_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ----------------------------------------------------------------------------- public interface
+
+
+def why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
+            key_padding_masks: Sequence[Tensor | None] | None) -> str | None:
+    """None if the fused kernels can serve this call, else a sentence saying why not."""
+    dev = query.device.type
+    if dev == "cpu" and not INTERPRETED:
+        return ("the Triton kernels were compiled for the GPU (TRITON_INTERPRET=1 was not set when "
+                "avattn.kernels was first imported), so they cannot run on CPU tensors")
+    if dev not in ("cpu", "cuda"):
+        return f"the Triton kernels run on CUDA tensors, got device {query.device}"
+    if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"the Triton kernels take float16/bfloat16/float32, got {query.dtype}"
+    d = query.shape[-1]
+    if not 16 <= d <= 128:
+        return f"the Triton kernels support head dims 16..128, got {d}"
+    if len(keys) == 0 or len(keys) != len(values):
+        return f"the Triton kernels need one value tensor per key tensor, got {len(keys)} keys and {len(values)} values"
+    tensors = [query, *keys, *values]
+    for t in tensors:
+        if t.dtype != query.dtype:
+            return f"the Triton kernels need keys and values in the query's dtype {query.dtype}, got {t.dtype}"
+        # Offsets inside one batch item are 32-bit (the batch offset is 64-bit).
+        span = sum((s - 1) * abs(st) for s, st in zip(t.shape[1:], t.stride()[1:]))
+        if span > _INT32_MAX:
+            return f"the Triton kernels need each batch item to span < 2**31 elements, a tensor of shape {tuple(t.shape)} spans {span}"
+    for i, t in enumerate(tensors):
+        if any(st < 0 for st in t.stride()):
+            return f"the Triton kernels cannot take negative strides (tensor {i} has strides {t.stride()})"
+    b, tq, h, _ = query.shape
+    if b * h * max(tq, *(k.shape[1] for k in keys)) > _INT32_MAX:
+        return f"the Triton kernels index rows with 32-bit integers; B*H*T = {b * h * max(tq, *(k.shape[1] for k in keys))} is too large"
+    if triton.cdiv(tq, 16) > 65535:
+        return f"the Triton kernels tile the {tq} query steps into more than 65535 blocks (grid limit)"
+    if key_padding_masks is not None:
+        for i, m in enumerate(key_padding_masks):
+            if m is not None and (m.dtype != torch.bool or m.dim() != 2):
+                return f"key_padding_masks[{i}] must be a bool (B, Tk) tensor for the Triton kernels, got {m.dtype} {tuple(m.shape)}"
+    return None
+
+
+def cmra_attention_triton(
+    query: Tensor,
+    keys: Sequence[Tensor],
+    values: Sequence[Tensor],
+    key_padding_masks: Sequence[Tensor | None] | None = None,
+    scale: float | None = None,
+) -> Tensor:
+    """softmax(scale q k^T) v over all sources, read in place; same contract as ``reference_attention``.
+
+    query (B, Tq, H, Dh); keys[i], values[i] (B, Tk_i, H, Dh); key_padding_masks None or one
+    None / bool (B, Tk_i) per source (True = padded). Returns (B, Tq, H, Dh), contiguous.
+    Differentiable in query, keys and values; rows with every key padded give zeros and zero grads.
+    """
+    scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
+    masks = [None] * len(keys) if key_padding_masks is None else list(key_padding_masks)
+    out, _ = cmra_fwd(query, list(keys), list(values), masks, scale)
+    return out

@@ -1,0 +1,242 @@
+"""CMRAN configuration: the architecture (``ModelConfig``) and the training recipe (``TrainConfig``).
+
+Both are validated dataclasses: a bad or incompatible value raises ``ConfigError`` (a
+``ValueError``) naming the field, the value and what is allowed, before any work is done.
+``None`` fields mean "the recipe's default for this setting" and are resolved on construction,
+so a config written to ``config.json`` reads back to the same object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import asdict, dataclass, fields
+
+from avattn import BACKGROUND, CMRA_VARIANTS, INTERACTION_VARIANTS
+
+SETTINGS = ("supervised", "weak")
+# Visual channels of each feature extractor (the data package's FEATURE_DIMS; a test checks they agree).
+VISUAL_DIMS = {"vgg19": 512, "resnet151": 2048}
+AUDIO_DIM = 128  # VGGish
+NUM_EVENT_CLASSES = BACKGROUND  # 28 events, background is index 28
+ARCHS = ("cmran", "audio_only", "visual_only", "audio_visual", "audio_visual_agva")
+VISUAL_ATTENTIONS = ("agsca", "agva", "average")
+WEAK_LOSS_INPUTS = ("scores", "logits")
+AMP_MODES = ("none", "bf16", "fp16")
+
+# The recipe (CMRAN.md, reference implementation), per setting.
+INTERACTION_HEADS = {"supervised": 4, "weak": 2}
+LR_MILESTONES = {"supervised": (10, 20, 30), "weak": (5, 20, 40)}
+GRAD_CLIP = {"supervised": 0.1, "weak": 0.5}
+
+
+class ConfigError(ValueError):
+    """An invalid or incompatible configuration value."""
+
+
+def _choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def _int(name: str, value, lo: int, hi: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo or (hi is not None and value > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise ConfigError(f"{name} must be an integer {rng}, got {value!r}")
+
+
+def _prob(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"{name} must be a probability in [0, 1), got {value!r}")
+
+
+def _positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+def _set(obj, name: str, value) -> None:
+    object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The architecture. Defaults are the paper's model; every ablation of Tables 3-5 is a field.
+
+    arch: ``"cmran"``, or a baseline built from the same parts (see docs/cmran.md):
+        ``"audio_only"``, ``"visual_only"``, ``"audio_visual"``, ``"audio_visual_agva"``.
+    cmra: relation-aware module variant (cmran only): cmra | none | self | co | feature_concat.
+    visual_attention: agsca | agva | average (cmran only; baselines fix their own).
+    interaction: AV-interaction variant (cmran only): cmra | none | self.
+    itr_layers: L, the ITR depth (0..4 in the paper's table; also the baselines' encoder depth).
+    interaction_heads: None = 4 supervised / 2 weak.
+    """
+
+    setting: str = "supervised"
+    features: str = "vgg19"
+    arch: str = "cmran"
+    cmra: str | None = None
+    visual_attention: str | None = None
+    interaction: str | None = None
+    itr_layers: int = 2
+    num_heads: int = 4
+    interaction_heads: int | None = None
+    d_model: int = 256
+    ffn_dim: int = 2048
+    dropout: float = 0.1
+    visual_proj: bool = True  # Linear(C_v, 512) + ReLU + Dropout on every cell before the visual attention
+    visual_proj_dim: int = 512
+    visual_dropout: float = 0.2
+    agva_audio_along_cells: bool = False  # AVEL's code quirk (see CMRAN.md, AGVA)
+    weak_loss_on: str = "scores"  # weak loss on the softmax scores (reference) or on the logits
+    backend: str = "auto"  # avattn attention backend
+
+    def __post_init__(self) -> None:
+        _choice("setting", self.setting, SETTINGS)
+        _choice("features", self.features, VISUAL_DIMS)
+        _choice("arch", self.arch, ARCHS)
+        if self.arch == "cmran":
+            _set(self, "cmra", "cmra" if self.cmra is None else self.cmra)
+            _set(self, "visual_attention", "agsca" if self.visual_attention is None else self.visual_attention)
+            _set(self, "interaction", "cmra" if self.interaction is None else self.interaction)
+            _choice("cmra", self.cmra, CMRA_VARIANTS)
+            _choice("visual_attention", self.visual_attention, VISUAL_ATTENTIONS)
+            _choice("interaction", self.interaction, INTERACTION_VARIANTS)
+        else:
+            for name in ("cmra", "visual_attention", "interaction"):
+                if getattr(self, name) is not None:
+                    raise ConfigError(
+                        f"{name}={getattr(self, name)!r} is an ablation of arch='cmran' and does not apply to "
+                        f"the baseline arch={self.arch!r} (leave it unset)"
+                    )
+        if self.interaction_heads is None:
+            _set(self, "interaction_heads", INTERACTION_HEADS[self.setting])
+        _int("itr_layers", self.itr_layers, 0, 16)
+        _int("d_model", self.d_model, 1)
+        _int("ffn_dim", self.ffn_dim, 1)
+        _int("visual_proj_dim", self.visual_proj_dim, 1)
+        for name in ("num_heads", "interaction_heads"):
+            _int(name, getattr(self, name), 1)
+            if self.d_model % getattr(self, name):
+                raise ConfigError(f"d_model={self.d_model} must be divisible by {name}={getattr(self, name)}")
+        _prob("dropout", self.dropout)
+        _prob("visual_dropout", self.visual_dropout)
+        if not isinstance(self.visual_proj, bool) or not isinstance(self.agva_audio_along_cells, bool):
+            raise ConfigError("visual_proj and agva_audio_along_cells must be booleans")
+        _choice("weak_loss_on", self.weak_loss_on, WEAK_LOSS_INPUTS)
+        if self.weak_loss_on != "scores" and self.setting != "weak":
+            raise ConfigError(f"weak_loss_on={self.weak_loss_on!r} applies only to setting='weak'")
+        _choice("backend", self.backend, ("auto", "reference", "sdpa", "triton"))
+        if self.agva_audio_along_cells and self.visual_attention != "agva" and self.arch != "audio_visual_agva":
+            raise ConfigError("agva_audio_along_cells=True needs visual_attention='agva' (or arch='audio_visual_agva')")
+
+    @property
+    def visual_dim(self) -> int:
+        return VISUAL_DIMS[self.features]
+
+    @property
+    def uses_audio(self) -> bool:
+        return self.arch != "visual_only"
+
+    @property
+    def uses_visual(self) -> bool:
+        return self.arch != "audio_only"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        return cls(**_known(cls, d, "model config"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The recipe: Adam, MultiStepLR x0.5, gradient-norm clipping; model selection on val."""
+
+    data: str = "synthetic"
+    difficulty: str | float | None = None
+    out: str = "runs/cmran"
+    epochs: int = 200
+    batch_size: int = 32  # global: split evenly over the DDP processes
+    lr: float = 5e-4
+    lr_milestones: tuple[int, ...] | None = None  # None = 10,20,30 supervised / 5,20,40 weak
+    lr_gamma: float = 0.5
+    grad_clip: float | None = None  # None = 0.1 supervised / 0.5 weak; 0 disables
+    seed: int = 0
+    amp: str = "none"
+    compile: bool = False
+    device: str = "auto"
+    num_workers: int = 0
+    max_steps: int | None = None  # optimizer steps per epoch (tiny test runs)
+    subset: int | None = None  # use only the first N videos of each split (tiny test runs)
+    eval_batch_size: int = 64
+
+    def resolve(self, setting: str) -> TrainConfig:
+        """Fill the setting-dependent recipe defaults, then validate."""
+        cfg = dataclasses.replace(
+            self,
+            lr_milestones=tuple(LR_MILESTONES[setting] if self.lr_milestones is None else self.lr_milestones),
+            grad_clip=GRAD_CLIP[setting] if self.grad_clip is None else self.grad_clip,
+        )
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if not isinstance(self.data, str) or not self.data:
+            raise ConfigError(f"data must be 'synthetic' or a directory, got {self.data!r}")
+        if self.data != "synthetic" and not os.path.isdir(self.data):
+            raise ConfigError(f"data directory {self.data!r} does not exist (pass 'synthetic' or the AVE release directory)")
+        _int("epochs", self.epochs, 1)
+        _int("batch_size", self.batch_size, 1)
+        _int("eval_batch_size", self.eval_batch_size, 1)
+        _positive("lr", self.lr)
+        _positive("lr_gamma", self.lr_gamma)
+        if self.lr_milestones is not None:
+            ms = list(self.lr_milestones)
+            for m in ms:
+                _int("lr_milestones[i]", m, 1)
+            if ms != sorted(set(ms)):
+                raise ConfigError(f"lr_milestones must be strictly increasing, got {ms}")
+        if self.grad_clip is not None and (
+            isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float)) or not self.grad_clip >= 0
+        ):
+            raise ConfigError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
+        _int("seed", self.seed, 0)
+        _choice("amp", self.amp, AMP_MODES)
+        _int("num_workers", self.num_workers, 0)
+        if self.max_steps is not None:
+            _int("max_steps", self.max_steps, 1)
+        if self.subset is not None:
+            _int("subset", self.subset, 1)
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
+        ):
+            raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        if d["lr_milestones"] is not None:
+            d["lr_milestones"] = list(d["lr_milestones"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        d = _known(cls, d, "train config")
+        if d.get("lr_milestones") is not None:
+            d["lr_milestones"] = tuple(d["lr_milestones"])
+        return cls(**d)
+
+
+# Train-config fields that may change when a run is resumed (everything else must match).
+RESUMABLE_CHANGES = ("epochs", "out", "device", "num_workers", "compile", "eval_batch_size", "data")
+
+
+def _known(cls, d: dict, what: str) -> dict:
+    if not isinstance(d, dict):
+        raise ConfigError(f"{what} must be a dict, got {type(d).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"{what} has unknown fields {unknown} (written by another version?)")
+    return dict(d)
