@@ -72,6 +72,16 @@ def config_override(config: Config):
         _OVERRIDE = prior
 
 
+# Debug hook: fill every buffer the kernels must write with NaN first, so unwritten elements show.
+POISON_OUTPUTS = False
+
+
+def _buffer(shape, dtype: torch.dtype, device: torch.device) -> Tensor:
+    if POISON_OUTPUTS:
+        return torch.full(shape, math.nan, dtype=dtype, device=device)
+    return torch.empty(shape, dtype=dtype, device=device)
+
+
 def _pow2(n: int, lo: int = 16) -> int:
     return max(lo, triton.next_power_of_2(max(1, n)))
 
@@ -150,10 +160,10 @@ def _launch_fwd(q, keys, values, masks, scale, out, lse, cfg: Config) -> None:
 def cmra_fwd_impl(q: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
                   masks: Sequence[Tensor | None], scale: float) -> tuple[Tensor, Tensor]:
     b, tq, h, d = q.shape
-    out = torch.empty((b, tq, h, d), dtype=q.dtype, device=q.device)
-    lse = torch.empty((b, h, tq), dtype=torch.float32, device=q.device)
-    if out.numel() == 0:
-        return out.zero_(), lse.fill_(math.inf)
+    out = _buffer((b, tq, h, d), q.dtype, q.device)
+    lse = _buffer((b, h, tq), torch.float32, q.device)
+    if out.numel() == 0:  # B, Tq or H is 0: nothing to compute
+        return out, lse
     masks = _as_bytes(masks)
     cfg = choose_config(tq, [k.shape[1] for k in keys], d, b * h, q.dtype)
     groups = _groups(len(keys))
@@ -163,8 +173,8 @@ def cmra_fwd_impl(q: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
     # More sources than one launch takes: attend to each group, merge through the LSE.
     outs, lses = [], []
     for g in groups:
-        o_g = torch.empty((b, tq, h, d), dtype=torch.float32, device=q.device)
-        l_g = torch.empty((b, h, tq), dtype=torch.float32, device=q.device)
+        o_g = _buffer((b, tq, h, d), torch.float32, q.device)
+        l_g = _buffer((b, h, tq), torch.float32, q.device)
         _launch_fwd(q, [keys[i] for i in g], [values[i] for i in g], [masks[i] for i in g], scale, o_g, l_g, cfg)
         outs.append(o_g)
         lses.append(torch.where(torch.isinf(l_g), -math.inf, l_g))  # empty group: weight 0
@@ -183,18 +193,19 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
                   masks: Sequence[Tensor | None], out: Tensor, lse: Tensor, scale: float) -> list[Tensor]:
     b, tq, h, d = q.shape
     n_prob = b * h
-    dq = torch.zeros_like(q, memory_format=torch.contiguous_format)
-    dks = [torch.zeros_like(k, memory_format=torch.contiguous_format) for k in keys]
-    dvs = [torch.zeros_like(v, memory_format=torch.contiguous_format) for v in values]
-    if dq.numel() == 0:
-        return [dq, *dks, *dvs]
+    if b * h * tq == 0:  # nothing attends: every gradient is zero
+        zeros = lambda t: torch.zeros(t.shape, dtype=t.dtype, device=t.device)  # noqa: E731
+        return [zeros(q), *[zeros(k) for k in keys], *[zeros(v) for v in values]]
+    dq = _buffer(q.shape, q.dtype, q.device)
+    dks = [_buffer(k.shape, k.dtype, k.device) for k in keys]
+    dvs = [_buffer(v.shape, v.dtype, v.device) for v in values]
     masks = _as_bytes(masks)
     cfg = choose_config(tq, [k.shape[1] for k in keys], d, n_prob, q.dtype)
     block_d = _pow2(d)
     prec = _precision(q.dtype)
     qk_scale = scale * _LOG2E
 
-    delta = torch.empty((b, h, tq), dtype=torch.float32, device=q.device)
+    delta = _buffer((b, h, tq), torch.float32, q.device)
     n_rows = n_prob * tq
     cmra_delta_kernel[(triton.cdiv(n_rows, 64),)](
         out, *out.stride(), dout, *dout.stride(), delta, h, tq, n_rows,
@@ -216,7 +227,7 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
     partial = dq
     for gi, g in enumerate(_groups(len(keys))):
         if gi > 0:  # more sources than one launch takes: sum partial dQ (deterministic)
-            partial = torch.empty_like(dq)
+            partial = _buffer(dq.shape, dq.dtype, dq.device)
         slots, has = _src_slots([keys[i] for i in g], [values[i] for i in g], [masks[i] for i in g])
         cmra_bwd_dq_kernel[grid](
             q, *q.stride(), dout, *dout.stride(), partial, *partial.stride(), lse, delta, *slots,
@@ -297,6 +308,8 @@ def why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
         return f"the Triton kernels run on CUDA tensors, got device {query.device}"
     if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
         return f"the Triton kernels take float16/bfloat16/float32, got {query.dtype}"
+    if INTERPRETED and query.dtype == torch.bfloat16:
+        return "the Triton interpreter (TRITON_INTERPRET=1) has no bfloat16 dot; use float16 or float32 there"
     d = query.shape[-1]
     if not 16 <= d <= 128:
         return f"the Triton kernels support head dims 16..128, got {d}"

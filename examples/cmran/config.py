@@ -155,7 +155,7 @@ class TrainConfig:
     """The recipe: Adam, MultiStepLR x0.5, gradient-norm clipping; model selection on val."""
 
     data: str = "synthetic"
-    difficulty: str | float | None = None
+    difficulty: float | None = None  # synthetic data only (None = the generator's default)
     out: str = "runs/cmran"
     epochs: int = 200
     batch_size: int = 32  # global: split evenly over the DDP processes
@@ -163,7 +163,8 @@ class TrainConfig:
     lr_milestones: tuple[int, ...] | None = None  # None = 10,20,30 supervised / 5,20,40 weak
     lr_gamma: float = 0.5
     grad_clip: float | None = None  # None = 0.1 supervised / 0.5 weak; 0 disables
-    seed: int = 0
+    seed: int = 0  # model init, dropout and data order
+    data_seed: int = 0  # the synthetic data set's seed (build_datasets(seed=...))
     amp: str = "none"
     compile: bool = False
     device: str = "auto"
@@ -187,6 +188,13 @@ class TrainConfig:
             raise ConfigError(f"data must be 'synthetic' or a directory, got {self.data!r}")
         if self.data != "synthetic" and not os.path.isdir(self.data):
             raise ConfigError(f"data directory {self.data!r} does not exist (pass 'synthetic' or the AVE release directory)")
+        if self.difficulty is not None:
+            if self.data != "synthetic":
+                raise ConfigError(f"difficulty applies only to data='synthetic', got data={self.data!r}")
+            if isinstance(self.difficulty, bool) or not isinstance(self.difficulty, (int, float)) or not (
+                0 <= self.difficulty < float("inf")
+            ):
+                raise ConfigError(f"difficulty must be a finite number >= 0, got {self.difficulty!r}")
         _int("epochs", self.epochs, 1)
         _int("batch_size", self.batch_size, 1)
         _int("eval_batch_size", self.eval_batch_size, 1)
@@ -203,6 +211,7 @@ class TrainConfig:
         ):
             raise ConfigError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
         _int("seed", self.seed, 0)
+        _int("data_seed", self.data_seed, 0)
         _choice("amp", self.amp, AMP_MODES)
         _int("num_workers", self.num_workers, 0)
         if self.max_steps is not None:

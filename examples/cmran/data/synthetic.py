@@ -68,6 +68,49 @@ VISUAL_GROUP_OF = _group_of(VISUAL_GROUPS)
 AUDIO_GROUP_OF = _group_of(AUDIO_GROUPS)
 
 
+_M64 = (1 << 64) - 1
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MUL1, _MUL2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = (np.uint64(s) for s in (30, 27, 31, 11))
+
+
+def _splitmix64(z: int) -> int:
+    z = (z + 0x9E3779B97F4A7C15) & _M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+    return z ^ (z >> 31)
+
+
+def uniforms(seed: int, stream: int, index: int, n: int) -> np.ndarray:
+    """n uniforms in [0, 1) from a counter-based generator keyed by (seed, stream, index):
+    splitmix64 of key + counter. ~20 us for a few hundred numbers, platform independent."""
+    key = _splitmix64(_splitmix64(_splitmix64(seed) ^ stream) ^ index)
+    z = np.arange(1, n + 1, dtype=np.uint64) * _GOLDEN + np.uint64(key)
+    z = (z ^ (z >> _S30)) * _MUL1
+    z = (z ^ (z >> _S27)) * _MUL2
+    z ^= z >> _S31
+    return (z >> _S11).astype(np.float64) * (2.0**-53)
+
+
+class _Draws:
+    """Sequential reader of a sample's block of uniforms."""
+
+    __slots__ = ("u", "i")
+
+    def __init__(self, u: np.ndarray):
+        self.u, self.i = u, 0
+
+    def take(self, n: int) -> np.ndarray:
+        out = self.u[self.i : self.i + n]
+        self.i += n
+        if self.i > self.u.size:
+            raise RuntimeError("synthetic AVE: per-sample random block exhausted (bug)")
+        return out
+
+    def one(self) -> float:
+        return float(self.take(1)[0])
+
+
 @dataclass(frozen=True)
 class SyntheticConfig:
     """Knobs of the generative model; ``SyntheticConfig.from_difficulty(d)`` sets them from d.
@@ -201,6 +244,11 @@ class SyntheticAVEGenerator:
         tape = _rms_normalize(tape) * np.exp(0.5 * rng.standard_normal((rows, 1)) - 0.125)
         self.noise_tape = np.ascontiguousarray(tape * cfg.noise_rms, dtype=np.float32)
 
+        # other members of each category's visual / audio group
+        cats = np.arange(NUM_EVENT_CLASSES)
+        self._same_group = tuple(
+            tuple(np.flatnonzero((g == g[k]) & (cats != k)) for k in cats) for g in (VISUAL_GROUP_OF, AUDIO_GROUP_OF)
+        )
         # cell offsets of a 2x2 object whose top-left corner is (y, x), y, x in 0..5
         o = np.array([0, 1, GRID, GRID + 1])
         self._obj_cells = np.array([[y * GRID + x + o for x in range(GRID - 1)] for y in range(GRID - 1)])
@@ -214,11 +262,11 @@ class SyntheticAVEGenerator:
         n = 160 + 64 * (self.cfg.max_distractors + 1)
         return _Draws(uniforms(self.seed, stream, index, n))
 
-    def _other(self, u: _Draws, k: int, groups_of: np.ndarray) -> int:
-        """A category != k: from k's group with probability p_same (if it has other members)."""
+    def _other(self, u: _Draws, k: int, modality: int) -> int:
+        """A category != k: from k's (0 visual / 1 audio) group with probability p_same, else any."""
         same_group, pick = u.one(), u.one()
         if same_group < self.cfg.p_distractor_same_group:
-            same = self._same_group[id(groups_of) == id(AUDIO_GROUP_OF)][k]
+            same = self._same_group[modality][k]
             if same.size:
                 return int(same[int(pick * same.size)])
         o = int(pick * (NUM_EVENT_CLASSES - 1))
@@ -230,8 +278,8 @@ class SyntheticAVEGenerator:
         cfg, C = self.cfg, self.channels
         # scene crop (the camera pans by <= 1 cell per segment) + a window of the noise tape
         scene = int(u.one() * self.N_SCENES) * self.SCENE * self.SCENE
-        pan = np.clip((u.take(2) * 3).astype(np.int64) + np.cumsum((u.take(2 * T) * 3).astype(np.int64) - 1).reshape(T, 2) * 0
-                      + np.cumsum(((u.take(2 * T) * 3).astype(np.int64) - 1).reshape(T, 2), axis=0), 0, 2)
+        steps = (u.take(2 * T) * 3).astype(np.int64).reshape(T, 2) - 1
+        pan = np.clip((u.take(2) * 3).astype(np.int64) + np.cumsum(steps, axis=0), 0, 2)  # (T, 2) crop offset
         vis = np.take(self.scenes, (scene + self._pan_idx[pan[:, 0], pan[:, 1]]).reshape(-1), axis=0)
         off = int(u.one() * (self.noise_tape.shape[0] - T * P + 1))
         vis += self.noise_tape[off : off + T * P]
@@ -239,7 +287,7 @@ class SyntheticAVEGenerator:
         # objects: silent distractors of other categories (each visible in ~80% of the segments),
         # then the video's own object; each drifts by <= 1 cell per segment
         n_d = int(u.one() * (cfg.max_distractors + 1))
-        cats = [self._other(u, k, VISUAL_GROUP_OF) for _ in range(n_d)] + [k]
+        cats = [self._other(u, k, 0) for _ in range(n_d)] + [k]
         L = len(cats)
         shown = np.concatenate([u.take(n_d * T).reshape(n_d, T) < 0.8, visible[None]], 0)
         start = (u.take(2 * L) * (GRID - 1)).astype(np.int64).reshape(L, 1, 2)
@@ -264,7 +312,7 @@ class SyntheticAVEGenerator:
         ts = np.flatnonzero(audible)
         aud[ts] += self.sounds[k, sv[ts]] * level[ts, None].astype(np.float32)
         if u.one() < cfg.p_audio_distractor:
-            d = self._other(u, k, AUDIO_GROUP_OF)
+            d = self._other(u, k, 1)
             lo, hi = cfg.audio_distractor_level
             level = (lo + (hi - lo) * u.one()) * (0.6 + 0.8 * u.take(T))
             sv = (u.take(T) * self.N_AUDIO_VARIANTS).astype(np.int64)
@@ -310,6 +358,8 @@ class SyntheticAVE(Dataset):
         meta = generator.meta
         if split not in meta.orders:
             raise ValueError(f"split must be one of {list(meta.orders)}, got {split!r}")
+        if setting not in ("supervised", "weak"):
+            raise ValueError(f"setting must be 'supervised' or 'weak', got {setting!r}")
         self.generator, self.split, self.setting = generator, split, setting
         order = meta.orders[split]
         # items: (stream, index); weak train adds the background-only videos
@@ -318,12 +368,10 @@ class SyntheticAVE(Dataset):
             j = np.arange(meta.num_noisy, dtype=np.int64)
             items.append(np.stack([np.full_like(j, STREAM_NOISY), j], 1))
         self.items = np.concatenate(items)
-        seg = np.where(
-            (self.items[:, :1] == STREAM_ANNOTATED),
-            meta.segment_labels[np.where(self.items[:, 0] == STREAM_ANNOTATED, self.items[:, 1], 0)],
-            BACKGROUND,
-        )
-        vid = np.where(self.items[:, 0] == STREAM_ANNOTATED, meta.video_labels[np.minimum(self.items[:, 1], meta.num_samples - 1)], BACKGROUND)
+        annotated = self.items[:, 0] == STREAM_ANNOTATED
+        idx = np.where(annotated, self.items[:, 1], 0)
+        seg = np.where(annotated[:, None], meta.segment_labels[idx], BACKGROUND)
+        vid = np.where(annotated, meta.video_labels[idx], BACKGROUND)
         self.segment_labels = torch.from_numpy(np.ascontiguousarray(seg, dtype=np.int64))
         self.video_labels = torch.from_numpy(np.ascontiguousarray(vid, dtype=np.int64))
 

@@ -1,0 +1,69 @@
+"""``python -m examples.cmran {train,evaluate,visualize,export-synthetic} ...``
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``.
+Bad option values are refused (exit status 2) before any work; an unusable checkpoint exits with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+SUBCOMMANDS = {
+    "train": ("train", "train CMRAN (or an ablation/baseline); torchrun for several processes"),
+    "evaluate": ("evaluate", "segment accuracy of a checkpoint on a split"),
+    "visualize": ("visualize", "AGSCA spatial maps and CMRA attention of a checkpoint (PNGs)"),
+    "export-synthetic": ("export", "write the synthetic AVE data set in the real release's file layout"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m examples.cmran", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            mod = importlib.import_module(f"examples.cmran.{module}")
+        except ModuleNotFoundError as exc:  # a subcommand whose module is not installed here
+            if exc.name != f"examples.cmran.{module}":
+                raise
+            p.set_defaults(_main=_unavailable(name, exc), _parser=p)
+            continue
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main, _parser=p)
+    return parser
+
+
+def _unavailable(name: str, exc: Exception):
+    def run(args) -> int:
+        print(f"error: the {name} subcommand is unavailable: {exc}", file=sys.stderr)
+        return 1
+
+    return run
+
+
+def _data_error():
+    try:
+        from .data.meta import AVEDataError
+    except ImportError:
+        return ()
+    return (AVEDataError,)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._main(args) or 0)
+    except ConfigError as exc:
+        args._parser.error(str(exc))  # exits with status 2
+    except (CheckpointError, *_data_error()) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Checkpoints and run files: atomic writes, clear errors for corrupt or mismatched checkpoints,
+and the RNG state that makes ``--resume`` continue exactly.
+
+A checkpoint is a dict: format, version, model_config, train_config, model (state dict),
+optimizer, scheduler, scaler, rng (one entry per DDP rank), epoch (completed), best_val,
+best_epoch, history (the metrics.jsonl records so far), world_size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import RESUMABLE_CHANGES, ConfigError, ModelConfig, TrainConfig
+
+FORMAT = "avattn-cmran-checkpoint"
+VERSION = 1
+REQUIRED_KEYS = (
+    "format", "version", "model_config", "train_config", "model", "optimizer", "scheduler", "scaler",
+    "rng", "epoch", "best_val", "best_epoch", "history", "world_size",
+)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that is missing, unreadable, of another format, or made for another model/run."""
+
+
+def atomic_write(path: str | os.PathLike, write) -> None:
+    """``write(file)`` into a temporary file in the same directory, fsync, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+
+
+def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
+    atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
+    """Read and sanity-check a checkpoint; raises ``CheckpointError`` with what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, garbage bytes, foreign pickle ...
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} could not be read (corrupt or truncated file?): {type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not a CMRAN training checkpoint (no format={FORMAT!r} entry)")
+    if ckpt.get("version") != VERSION:
+        raise CheckpointError(f"{str(path)!r} has checkpoint version {ckpt.get('version')!r}, this code reads {VERSION}")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks the entries {missing}")
+    try:
+        ckpt["model_config"] = ModelConfig.from_dict(ckpt["model_config"])
+        ckpt["train_config"] = TrainConfig.from_dict(ckpt["train_config"])
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds an invalid config: {exc}") from exc
+    return ckpt
+
+
+def load_model_state(model: torch.nn.Module, state: dict, path: str | os.PathLike) -> None:
+    """``load_state_dict(strict=True)``, reporting an architecture mismatch in one sentence."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        detail = []
+        if missing:
+            detail.append(f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            detail.append(f"unexpected {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}")
+        if wrong:
+            k = wrong[0]
+            detail.append(f"shape of {k}: checkpoint {tuple(state[k].shape)}, model {tuple(own[k].shape)}")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit this model's architecture: {'; '.join(detail)}"
+        )
+    model.load_state_dict(state)
+
+
+def check_resumable(ckpt: dict, model_config: ModelConfig, train_config: TrainConfig, path) -> None:
+    """The run being resumed must have the same architecture and recipe (epochs etc. may change)."""
+    if ckpt["model_config"] != model_config:
+        a, b = ckpt["model_config"].to_dict(), model_config.to_dict()
+        diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+        raise CheckpointError(
+            f"cannot resume from {str(path)!r}: its model config differs (field: (checkpoint, now)) {diff}"
+        )
+    a, b = ckpt["train_config"].to_dict(), train_config.to_dict()
+    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES}
+    if diff:
+        raise CheckpointError(
+            f"cannot resume from {str(path)!r}: its training recipe differs (field: (checkpoint, now)) {diff}; "
+            f"only {list(RESUMABLE_CHANGES)} may change on resume"
+        )
+
+
+# ---- RNG state -------------------------------------------------------------------------------
+
+def rng_state(data_generator: torch.Generator) -> dict:
+    """This process's RNG states: python, numpy, torch (CPU and CUDA), and the data-order generator."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state() if torch.cuda.is_available() and torch.cuda.is_initialized() else None,
+        "data": data_generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict, data_generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    n = state["numpy"]
+    np.random.set_state({
+        "bit_generator": n["bit_generator"],
+        "state": {"key": n["key"].numpy().astype(np.uint32), "pos": n["pos"]},
+        "has_gauss": n["has_gauss"],
+        "gauss": n["gauss"],
+    })
+    torch.set_rng_state(state["torch"].cpu())
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"].cpu())
+    data_generator.set_state(state["data"].cpu())

@@ -1,0 +1,297 @@
+"""Loader for a directory holding the real AVE feature release (or an export of synthetic AVE).
+
+Axis legend: N samples, M background-only videos, T=10 segments, H=W=7 grid, C visual channels
+(512 VGG-19 / 2048 ResNet-151), A=128 audio channels, K=29 classes (28 = background).
+
+Layout (every feature/label file holds one dataset ``avadataset``; order files hold ``order``):
+
+    visual_feature.h5         (N, T, 7, 7, C)  float32 or float64
+    audio_feature.h5          (N, T, 128)      float32 or float64
+    labels.h5                 (N, T, 29)       one-hot, optional (see ``labels=``)
+    {train,val,test}_order.h5 (n_split,)       int sample indices
+    Annotations.txt           optional: the shipped copy is used when absent (needs N == 4143)
+    weak setting also: mil_labels.h5 (N, 29), labels_noisy.h5 (M, 29),
+                       visual_feature_noisy.h5 (M, T, 7, 7, C), audio_feature_noisy.h5 (M, T, 128)
+
+Everything is validated when the dataset is built (``validate_release``), before any training;
+each problem raises ``AVEDataError`` naming the file, the key, what was found and what was
+expected. HDF5 files are opened lazily, once per process, on the first ``__getitem__`` (so a
+DataLoader with workers opens its own handles; open handles are never pickled).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .meta import (
+    AUDIO_DIM,
+    BACKGROUND,
+    FEATURE_DIMS,
+    GRID,
+    META_DIR,
+    NUM_CLASSES,
+    NUM_SEGMENTS,
+    SPLITS,
+    AVEDataError,
+    labels_from_annotations,
+    read_annotations,
+    read_categories,
+)
+
+T = NUM_SEGMENTS
+FEATURE_KEY, ORDER_KEY = "avadataset", "order"
+VISUAL, AUDIO, LABELS = "visual_feature.h5", "audio_feature.h5", "labels.h5"
+MIL, NOISY_LABELS = "mil_labels.h5", "labels_noisy.h5"
+NOISY_VISUAL, NOISY_AUDIO = "visual_feature_noisy.h5", "audio_feature_noisy.h5"
+ORDER_FILES = {s: f"{s}_order.h5" for s in SPLITS}
+LABEL_SOURCES = ("auto", "annotations", "file")
+
+
+def _shape(s) -> str:
+    return "(" + ", ".join(str(x) for x in s) + ")"
+
+
+def _open_dataset(path: Path, key: str, what: str):
+    """Return (shape, dtype) of dataset `key` in HDF5 file `path`, with clear errors."""
+    import h5py
+
+    if not path.is_file():
+        raise AVEDataError(f"{path}: file not found (expected {what}, HDF5 dataset '{key}')")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise AVEDataError(f"{path}: cannot be opened as HDF5 ({e}); expected {what}, dataset '{key}'") from None
+    with f:
+        if key not in f:
+            raise AVEDataError(f"{path}: no dataset '{key}' (found keys {sorted(f.keys())}); expected {what} under '{key}'")
+        d = f[key]
+        if not isinstance(d, h5py.Dataset):
+            raise AVEDataError(f"{path}: '{key}' is a {type(d).__name__}, expected a dataset holding {what}")
+        return tuple(d.shape), d.dtype
+
+
+def _check_array(path: Path, key: str, what: str, expected: tuple, float_data: bool, hint: str = ""):
+    """Check shape (None = any size on that axis) and dtype; return the shape found."""
+    shape, dtype = _open_dataset(path, key, what)
+    want = _shape("N" if e is None else e for e in expected)
+    ok = len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
+    if not ok:
+        raise AVEDataError(f"{path}: dataset '{key}' has shape {_shape(shape)}, expected {want} ({what}){hint}")
+    if float_data and dtype not in (np.float32, np.float64):
+        raise AVEDataError(f"{path}: dataset '{key}' has dtype {dtype}, expected float32 or float64 ({what})")
+    if not float_data and not np.issubdtype(dtype, np.integer):
+        raise AVEDataError(f"{path}: dataset '{key}' has dtype {dtype}, expected an integer type ({what})")
+    return shape
+
+
+def _hint(path: Path, features: str) -> str:
+    """A hint when a visual file's channel count is another backbone's."""
+    try:
+        shape, _ = _open_dataset(path, FEATURE_KEY, "visual features")
+    except AVEDataError:
+        return ""
+    for name, c in FEATURE_DIMS.items():
+        if name != features and shape[-1:] == (c,):
+            return f"; the file holds {name} features ({c} channels): pass features='{name}'"
+    return ""
+
+
+def _check_count(path: Path, key: str, found: int, expected: int, reference: str):
+    if found != expected:
+        raise AVEDataError(
+            f"{path}: dataset '{key}' holds {found} samples, expected {expected} (the sample count of {reference})"
+        )
+
+
+def _read(path: Path, key: str) -> np.ndarray:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f[key][()]
+
+
+@dataclass
+class ReleaseInfo:
+    """What ``validate_release`` found: sample counts, label arrays, orders."""
+
+    root: Path
+    features: str
+    setting: str
+    num_samples: int
+    num_noisy: int
+    segment_labels: np.ndarray  # (N, T) int64
+    video_labels: np.ndarray  # (N,) int64
+    orders: dict[str, np.ndarray]
+    noisy_video_labels: np.ndarray | None = None  # (M,) int64 (weak)
+    label_source: str = "annotations"
+    label_disagreements: list[int] = field(default_factory=list)  # samples whose labels.h5 != annotations
+
+
+def validate_release(root: str | os.PathLike, features: str = "vgg19", setting: str = "supervised", labels: str = "auto") -> ReleaseInfo:
+    """Check every file of a release directory; return labels and orders. Raises AVEDataError.
+
+    labels: "auto" (default) uses Annotations.txt (the directory's copy, else the shipped one when
+    the release has 4,143 samples) and falls back to labels.h5 when no annotation file matches;
+    "annotations" requires matching annotations; "file" uses labels.h5 (argmax per segment).
+    labels.h5, when present, is always shape-checked.
+    """
+    root = Path(root)
+    if features not in FEATURE_DIMS:
+        raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
+    if setting not in ("supervised", "weak"):
+        raise ValueError(f"setting must be 'supervised' or 'weak', got {setting!r}")
+    if labels not in LABEL_SOURCES:
+        raise ValueError(f"labels must be one of {LABEL_SOURCES}, got {labels!r}")
+    if not root.is_dir():
+        raise AVEDataError(f"{root}: not a directory (expected an AVE release directory holding {VISUAL}, {AUDIO}, ...)")
+    C = FEATURE_DIMS[features]
+    vshape = _check_array(root / VISUAL, FEATURE_KEY, f"{features} visual features", (None, T, GRID, GRID, C), True, _hint(root / VISUAL, features))
+    N = vshape[0]
+    ashape = _check_array(root / AUDIO, FEATURE_KEY, "VGGish audio features", (None, T, AUDIO_DIM), True)
+    _check_count(root / AUDIO, FEATURE_KEY, ashape[0], N, VISUAL)
+
+    # labels
+    categories_path = root / "categories.txt" if (root / "categories.txt").is_file() else META_DIR / "categories.txt"
+    categories = read_categories(categories_path)
+    ann_path = root / "Annotations.txt" if (root / "Annotations.txt").is_file() else META_DIR / "Annotations.txt"
+    annotations = read_annotations(ann_path, categories)
+    ann_ok = len(annotations) == N
+    file_labels = None
+    if (root / LABELS).is_file():
+        lshape, ldtype = _open_dataset(root / LABELS, FEATURE_KEY, "one-hot segment labels")
+        if lshape != (N, T, NUM_CLASSES):
+            raise AVEDataError(
+                f"{root / LABELS}: dataset '{FEATURE_KEY}' has shape {_shape(lshape)}, expected {_shape((N, T, NUM_CLASSES))} "
+                f"(one-hot segment labels; N={N} from {VISUAL})"
+            )
+        file_labels = _read(root / LABELS, FEATURE_KEY).argmax(-1).astype(np.int64)
+    if labels == "file" and file_labels is None:
+        raise AVEDataError(f"{root / LABELS}: file not found, but labels='file' asks for it")
+    if labels == "annotations" or (labels == "auto" and (ann_ok or file_labels is None)):
+        if not ann_ok:
+            raise AVEDataError(
+                f"{ann_path}: holds {len(annotations)} samples, expected {N} (the sample count of {root / VISUAL}); "
+                f"put the matching Annotations.txt in {root} or provide {LABELS}"
+            )
+        seg, vid = labels_from_annotations(annotations, categories)
+        source = "annotations"
+    else:
+        seg = file_labels
+        ev = np.where(seg != BACKGROUND, seg, NUM_CLASSES)  # video label: the (first) event class of the video
+        vid = np.where((seg != BACKGROUND).any(1), ev.min(1), BACKGROUND).astype(np.int64)
+        source = "file"
+    disagree = []
+    if file_labels is not None and ann_ok:
+        ann_seg, _ = labels_from_annotations(annotations, categories)
+        disagree = [int(i) for i in np.flatnonzero((ann_seg != file_labels).any(1))]
+
+    # orders
+    orders = {}
+    for split, name in ORDER_FILES.items():
+        _check_array(root / name, ORDER_KEY, f"the {split} split's sample indices", (None,), False)
+        order = _read(root / name, ORDER_KEY).astype(np.int64)
+        bad = np.flatnonzero((order < 0) | (order >= N))
+        if bad.size:
+            raise AVEDataError(
+                f"{root / name}: dataset '{ORDER_KEY}' has index {int(order[bad[0]])} at position {int(bad[0])} "
+                f"({bad.size} out of range), expected indices in [0, {N}) (N={N} from {VISUAL})"
+            )
+        if np.unique(order).size != order.size:
+            raise AVEDataError(f"{root / name}: dataset '{ORDER_KEY}' repeats sample indices, expected distinct indices")
+        orders[split] = order
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1 :]:
+            common = np.intersect1d(orders[a], orders[b])
+            if common.size:
+                raise AVEDataError(
+                    f"{root / ORDER_FILES[a]} and {root / ORDER_FILES[b]}: share {common.size} sample indices "
+                    f"(e.g. {int(common[0])}), expected disjoint splits"
+                )
+
+    info = ReleaseInfo(root, features, setting, N, 0, seg, vid, orders, None, source, disagree)
+    if setting == "weak":
+        mshape = _check_array(root / MIL, FEATURE_KEY, "video-level one-hot labels", (None, NUM_CLASSES), True)
+        _check_count(root / MIL, FEATURE_KEY, mshape[0], N, VISUAL)
+        mil = _read(root / MIL, FEATURE_KEY).argmax(-1)
+        if not np.array_equal(mil, vid):
+            i = int(np.flatnonzero(mil != vid)[0])
+            raise AVEDataError(
+                f"{root / MIL}: dataset '{FEATURE_KEY}' row {i} says class {int(mil[i])}, but the segment labels "
+                f"({source}) say video class {int(vid[i])}; expected them to agree"
+            )
+        nl = _check_array(root / NOISY_LABELS, FEATURE_KEY, "background-only video labels", (None, NUM_CLASSES), True)
+        M = nl[0]
+        nv = _check_array(
+            root / NOISY_VISUAL, FEATURE_KEY, f"{features} visual features of background videos", (None, T, GRID, GRID, C), True,
+            _hint(root / NOISY_VISUAL, features),
+        )
+        _check_count(root / NOISY_VISUAL, FEATURE_KEY, nv[0], M, NOISY_LABELS)
+        na = _check_array(root / NOISY_AUDIO, FEATURE_KEY, "audio features of background videos", (None, T, AUDIO_DIM), True)
+        _check_count(root / NOISY_AUDIO, FEATURE_KEY, na[0], M, NOISY_LABELS)
+        info.num_noisy = M
+        info.noisy_video_labels = _read(root / NOISY_LABELS, FEATURE_KEY).argmax(-1).astype(np.int64)
+    return info
+
+
+class ReleaseAVE(Dataset):
+    """One split of a release directory. Items as ``SyntheticAVE``: visual (T, 7, 7, C) float32,
+    audio (T, 128) float32, segment labels (T,) int64, video label () int64 (28 = background video).
+    Weak train split: the official train samples, then the M background-only videos."""
+
+    def __init__(self, info: ReleaseInfo, split: str):
+        if split not in info.orders:
+            raise ValueError(f"split must be one of {list(info.orders)}, got {split!r}")
+        self.root, self.split, self.setting = info.root, split, info.setting
+        order = info.orders[split]
+        items = [np.stack([np.zeros_like(order), order], 1)]
+        seg, vid = [info.segment_labels[order]], [info.video_labels[order]]
+        if info.setting == "weak" and split == "train":
+            j = np.arange(info.num_noisy, dtype=np.int64)
+            items.append(np.stack([np.ones_like(j), j], 1))
+            seg.append(np.full((info.num_noisy, T), BACKGROUND, dtype=np.int64))
+            vid.append(info.noisy_video_labels)
+        self.items = np.concatenate(items)  # (n, 2): (0 = annotated / 1 = background video, index)
+        self.segment_labels = torch.from_numpy(np.concatenate(seg).astype(np.int64))
+        self.video_labels = torch.from_numpy(np.concatenate(vid).astype(np.int64))
+        self._files = (VISUAL, AUDIO, NOISY_VISUAL, NOISY_AUDIO) if info.setting == "weak" and split == "train" else (VISUAL, AUDIO)
+        self._handles = None  # opened lazily, per process
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def is_open(self) -> bool:
+        return self._handles is not None and self._pid == os.getpid()
+
+    def _open(self):
+        import h5py
+
+        self._handles = [h5py.File(self.root / name, "r")[FEATURE_KEY] for name in self._files]
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        if self._handles is not None and self._pid == os.getpid():
+            for d in self._handles:
+                d.file.close()
+        self._handles, self._pid = None, None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_handles"], state["_pid"] = None, None  # never pickle open HDF5 handles
+        return state
+
+    def __getitem__(self, i: int):
+        if not self.is_open:  # first item in this process (also after a fork)
+            self._open()
+        kind, idx = (int(x) for x in self.items[i])
+        vis_ds, aud_ds = self._handles[2 * kind], self._handles[2 * kind + 1]
+        vis = torch.from_numpy(np.asarray(vis_ds[idx], dtype=np.float32))
+        aud = torch.from_numpy(np.asarray(aud_ds[idx], dtype=np.float32))
+        return vis, aud, self.segment_labels[i].clone(), self.video_labels[i].clone()

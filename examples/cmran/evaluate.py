@@ -1,0 +1,153 @@
+"""Segment accuracy of a model on a split, and the ``evaluate`` subcommand.
+
+Axis legend: b batch, t segments.
+
+``python -m examples.cmran evaluate --checkpoint runs/demo/best.pt [--split test]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from .checkpoint import CheckpointError, load_checkpoint, load_model_state
+from .config import ConfigError, ModelConfig, TrainConfig
+from .model import CMRAN
+
+SPLITS = ("train", "val", "test")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("cpu")
+    if name == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but CUDA is not available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device={name!r} but MPS is not available")
+    return device
+
+
+def autocast(device: torch.device, amp: str):
+    """bf16/fp16 autocast on the device, or nothing for ``amp="none"``."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def build_splits(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, Dataset]:
+    """{"train", "val", "test"} datasets of the data package; the first ``subset`` videos if set."""
+    from .data import build_datasets  # imported here: the model and config do not need the data package
+
+    splits = build_datasets(
+        train_cfg.data,
+        setting=model_cfg.setting,
+        features=model_cfg.features,
+        seed=train_cfg.data_seed,
+        difficulty=train_cfg.difficulty,
+    )
+    if train_cfg.subset is not None:
+        splits = {k: Subset(d, range(min(train_cfg.subset, len(d)))) for k, d in splits.items()}
+    return splits
+
+
+def to_device(batch, device: torch.device):
+    """A batch (visual, audio, segment_labels, video_label) on ``device``."""
+    visual, audio, segment_labels, video_labels = batch
+    nb = device.type == "cuda"
+    return (visual.to(device, non_blocking=nb), audio.to(device, non_blocking=nb),
+            segment_labels.to(device, non_blocking=nb), video_labels.to(device, non_blocking=nb))
+
+
+@torch.no_grad()
+def evaluate_accuracy(
+    model: CMRAN,
+    dataset: Dataset,
+    *,
+    device: torch.device,
+    amp: str = "none",
+    batch_size: int = 64,
+    num_workers: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[float, int]:
+    """(segment accuracy, number of segments) over the whole dataset.
+
+    Under DDP each rank scores videos rank, rank + world_size, ... (no padding, no duplicates)
+    and the counts are summed, so the result equals a single-process evaluation.
+    """
+    was_training = model.training
+    model.eval()
+    shard = Subset(dataset, range(rank, len(dataset), world_size)) if world_size > 1 else dataset
+    loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
+    counts = torch.zeros(2, dtype=torch.float64, device=device)  # correct, total
+    for batch in loader:
+        visual, audio, segment_labels, _ = to_device(batch, device)
+        with autocast(device, amp):
+            output = model(visual, audio)
+        pred = model.predict(output)
+        counts[0] += (pred == segment_labels).sum()
+        counts[1] += segment_labels.numel()
+    if world_size > 1:
+        dist.all_reduce(counts)
+    model.train(was_training)
+    correct, total = counts.tolist()
+    return (correct / total if total else float("nan")), int(total)
+
+
+def load_trained_model(path: str, device: torch.device) -> tuple[CMRAN, dict]:
+    """The model of a checkpoint, in eval mode, and the checkpoint dict."""
+    ckpt = load_checkpoint(path)
+    model = CMRAN(ckpt["model_config"])
+    load_model_state(model, ckpt["model"], path)
+    return model.to(device).eval(), ckpt
+
+
+# ---- CLI ----------------------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train")
+    p.add_argument("--split", default="test", choices=SPLITS)
+    p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default=None, choices=("none", "bf16", "fp16"), help="default: the training run's")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--num-workers", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON line")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.num_workers < 0:
+        raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
+    device = resolve_device(args.device)
+    model, ckpt = load_trained_model(args.checkpoint, device)
+    train_cfg: TrainConfig = ckpt["train_config"]
+    if args.data is not None:
+        train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "data": args.data})
+        train_cfg.validate()
+    amp = train_cfg.amp if args.amp is None else args.amp
+    dataset = build_splits(model.config, train_cfg)[args.split]
+    acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
+                               num_workers=args.num_workers)
+    result = {"checkpoint": args.checkpoint, "split": args.split, "accuracy": acc, "segments": n,
+              "epoch": ckpt["epoch"], "setting": model.config.setting, "features": model.config.features}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.split} accuracy: {100 * acc:.2f}% ({n} segments; {args.checkpoint}, epoch {ckpt['epoch']})")
+    return 0
+
+
+__all__ = ["CheckpointError", "autocast", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]

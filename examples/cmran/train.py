@@ -1,0 +1,344 @@
+"""Train CMRAN on AVE (real or synthetic), one process or many (torchrun), in one readable file.
+
+    python -m examples.cmran train --data synthetic --epochs 3 --out runs/demo
+    torchrun --nproc_per_node 4 -m examples.cmran train --data /data/AVE --out runs/ave
+
+Axis legend: b batch (videos), t segments.
+
+What it does, in order: validate the options; set up DDP if RANK/WORLD_SIZE are set (gloo on
+CPU, nccl on GPU); seed; build the data (DistributedSampler over the train split), the model
+(print its parameter count), Adam + MultiStepLR + GradScaler; resume if asked; then per epoch:
+train with AMP and gradient-norm clipping, stop cleanly on a non-finite loss, score val, write
+last.pt (and best.pt when val improves) atomically, log one line and metrics.jsonl. At the end
+the best checkpoint's test accuracy is reported once and written to result.json.
+
+--batch-size is the global batch: each of the N processes takes batch/N videos per step, so a
+run's recipe (and its result) does not depend on how many processes share it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from .checkpoint import (
+    FORMAT,
+    VERSION,
+    CheckpointError,
+    check_resumable,
+    load_checkpoint,
+    load_model_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    write_json,
+    write_jsonl,
+)
+from .config import (
+    AMP_MODES,
+    ARCHS,
+    VISUAL_ATTENTIONS,
+    VISUAL_DIMS,
+    WEAK_LOSS_INPUTS,
+    ConfigError,
+    ModelConfig,
+    TrainConfig,
+)
+from .evaluate import autocast, build_splits, evaluate_accuracy, resolve_device, to_device
+from .model import CMRAN, count_parameters, describe
+
+CMRA_CHOICES = ("cmra", "none", "self", "co", "feature_concat")
+INTERACTION_CHOICES = ("cmra", "none", "self")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    g = p.add_argument_group("data")
+    g.add_argument("--setting", default="supervised", choices=("supervised", "weak"))
+    g.add_argument("--data", default=d.data, help="'synthetic' or the AVE release directory")
+    g.add_argument("--features", default="vgg19", choices=tuple(VISUAL_DIMS))
+    g.add_argument("--difficulty", type=float, default=None, help="synthetic data difficulty (default: the generator's)")
+    g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the synthetic data set")
+    g.add_argument("--subset", type=int, default=None, help="use only the first N videos of each split (smoke tests)")
+    g.add_argument("--num-workers", type=int, default=d.num_workers)
+
+    g = p.add_argument_group("recipe (defaults: the reference implementation's)")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch, split over DDP processes")
+    g.add_argument("--lr", type=float, default=d.lr)
+    g.add_argument("--lr-milestones", default=None, help="comma-separated epochs (default 10,20,30 supervised / 5,20,40 weak)")
+    g.add_argument("--lr-gamma", type=float, default=d.lr_gamma)
+    g.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clip (default 0.1 supervised / 0.5 weak; 0 = off)")
+    g.add_argument("--seed", type=int, default=d.seed, help="model init, dropout and data order")
+    g.add_argument("--max-steps", type=int, default=None, help="at most this many steps per epoch (tiny runs)")
+    g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+
+    g = p.add_argument_group("model and ablations (CMRAN paper, Tables 3-5)")
+    g.add_argument("--arch", default="cmran", choices=ARCHS, help="the full model or a baseline")
+    g.add_argument("--cmra", default=None, choices=CMRA_CHOICES, help="relation-aware module variant (default cmra)")
+    g.add_argument("--visual-attention", default=None, choices=VISUAL_ATTENTIONS, help="default agsca")
+    g.add_argument("--interaction", default=None, choices=INTERACTION_CHOICES, help="AV interaction (default cmra)")
+    g.add_argument("--itr-layers", type=int, default=2, help="ITR depth L")
+    g.add_argument("--interaction-heads", type=int, default=None, help="default 4 supervised / 2 weak")
+    g.add_argument("--dropout", type=float, default=0.1, help="dropout in the relation layers")
+    g.add_argument("--visual-dropout", type=float, default=0.2, help="dropout after the visual pre-projection")
+    g.add_argument("--no-visual-proj", action="store_true", help="drop the Linear(C_v,512)+ReLU+Dropout pre-projection")
+    g.add_argument("--agva-audio-along-cells", action="store_true", help="AVEL's AGVA code quirk")
+    g.add_argument("--weak-loss-on", default="scores", choices=WEAK_LOSS_INPUTS, help="weak loss input (reference: scores)")
+    g.add_argument("--backend", default="auto", choices=("auto", "reference", "sdpa", "triton"))
+
+    g = p.add_argument_group("run")
+    g.add_argument("--out", default=d.out, help="run directory: config.json, metrics.jsonl, last.pt, best.pt, result.json")
+    g.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from OUT/last.pt (or the given checkpoint)")
+    g.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
+    g.add_argument("--amp", default=d.amp, choices=AMP_MODES, help="autocast dtype (fp16 uses a GradScaler)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N, mps")
+    # Testing aid, hidden: make the loss NaN at this (1-based, whole-run) step.
+    g.add_argument("--debug-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+    """The validated configs; raises ConfigError before any work is done."""
+    model_cfg = ModelConfig(
+        setting=args.setting, features=args.features, arch=args.arch, cmra=args.cmra,
+        visual_attention=args.visual_attention, interaction=args.interaction, itr_layers=args.itr_layers,
+        interaction_heads=args.interaction_heads, dropout=args.dropout, visual_dropout=args.visual_dropout,
+        visual_proj=not args.no_visual_proj, agva_audio_along_cells=args.agva_audio_along_cells,
+        weak_loss_on=args.weak_loss_on, backend=args.backend,
+    )
+    milestones = None
+    if args.lr_milestones is not None:
+        try:
+            milestones = tuple(int(m) for m in args.lr_milestones.split(",") if m.strip())
+        except ValueError:
+            raise ConfigError(f"--lr-milestones must be comma-separated integers, got {args.lr_milestones!r}") from None
+    train_cfg = TrainConfig(
+        data=args.data, difficulty=args.difficulty, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, lr_milestones=milestones, lr_gamma=args.lr_gamma, grad_clip=args.grad_clip, seed=args.seed,
+        data_seed=args.data_seed, amp=args.amp, compile=args.compile, device=args.device,
+        num_workers=args.num_workers, max_steps=args.max_steps, subset=args.subset,
+        eval_batch_size=args.eval_batch_size,
+    ).resolve(model_cfg.setting)
+    if args.debug_nan_at_step is not None and args.debug_nan_at_step < 1:
+        raise ConfigError(f"--debug-nan-at-step must be >= 1, got {args.debug_nan_at_step}")
+    if args.resume not in (None, "auto") and not os.path.isfile(args.resume):
+        raise ConfigError(f"--resume {args.resume!r}: no such checkpoint file")
+    last = Path(train_cfg.out) / "last.pt"
+    if args.resume == "auto" and not last.is_file():
+        raise ConfigError(f"--resume: {str(last)!r} does not exist (nothing to resume in --out {train_cfg.out!r})")
+    if args.resume is None and last.exists() and not args.overwrite:
+        raise ConfigError(
+            f"--out {train_cfg.out!r} already holds a run ({last}); pass --resume to continue it, "
+            f"--overwrite to start afresh, or choose another --out"
+        )
+    if args.resume is not None and args.overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    return model_cfg, train_cfg
+
+
+def main(args: argparse.Namespace) -> int:
+    model_cfg, cfg = configs_from_args(args)
+    resume = None if args.resume is None else (str(Path(cfg.out) / "last.pt") if args.resume == "auto" else args.resume)
+    return train(model_cfg, cfg, resume=resume, debug_nan_at_step=args.debug_nan_at_step)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None,
+          debug_nan_at_step: int | None = None) -> int:
+    # ---- processes: DDP when launched by torchrun (RANK/WORLD_SIZE set) ----
+    ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, world_size, local_rank = 0, 1, 0
+    if ddp:
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = resolve_device(cfg.device, local_rank)
+    if cfg.batch_size % world_size:
+        raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    if ddp:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    master = rank == 0
+    out = Path(cfg.out)
+    try:
+        return _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step)
+    finally:
+        if ddp:
+            dist.destroy_process_group()
+
+
+def _log(master: bool, msg: str, *, err: bool = False) -> None:
+    if master:
+        tqdm.write(msg, file=sys.stderr if err else sys.stdout)
+
+
+def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step) -> int:
+    ckpt = None
+    if resume is not None:
+        ckpt = load_checkpoint(resume)
+        check_resumable(ckpt, model_cfg, cfg, resume)
+
+    # ---- seed, data, model, optimizer ----
+    seed_everything(cfg.seed)
+    model = CMRAN(model_cfg).to(device)  # same init on every rank
+    n_params = count_parameters(model)
+    _log(master, describe(model))
+    splits = build_splits(model_cfg, cfg)
+    sampler = DistributedSampler(splits["train"], num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
+    data_generator = torch.Generator().manual_seed(cfg.seed)  # DataLoader worker seeds
+    loader = DataLoader(
+        splits["train"], batch_size=cfg.batch_size // world_size, sampler=sampler, num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda", generator=data_generator, persistent_workers=False,
+    )
+    steps_per_epoch = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), gamma=cfg.lr_gamma)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
+    torch.manual_seed(cfg.seed + 1 + rank)  # this process's dropout stream
+
+    start_epoch, best_val, best_epoch, history = 0, -1.0, 0, []
+    if ckpt is not None:
+        load_model_state(model, ckpt["model"], resume)
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        states = ckpt["rng"]
+        if len(states) != world_size:
+            _log(master, f"warning: resuming a {len(states)}-process run with {world_size} processes: "
+                         "data order and dropout will not continue bit-exactly", err=True)
+        set_rng_state(states[rank % len(states)], data_generator)
+        start_epoch, best_val, best_epoch = ckpt["epoch"], ckpt["best_val"], ckpt["best_epoch"]
+        history = list(ckpt["history"])
+        _log(master, f"resumed from {resume} at epoch {start_epoch} (best val {100 * best_val:.2f}% at epoch {best_epoch})")
+        del ckpt
+
+    train_model = torch.compile(model) if cfg.compile else model
+    if world_size > 1:
+        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if master:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", {"model": model_cfg.to_dict(), "train": cfg.to_dict(),
+                                         "world_size": world_size, "parameters": n_params})
+        write_jsonl(out / "metrics.jsonl", history)
+        _log(master, f"training on {device} x {world_size} process(es): {len(splits['train'])} train videos, "
+                     f"{steps_per_epoch} steps/epoch of {cfg.batch_size}, amp={cfg.amp}, epochs {start_epoch + 1}..{cfg.epochs}")
+
+    def checkpoint(epoch: int) -> dict:
+        """The full training state; RNG states are gathered from every rank (collective)."""
+        states = [None] * world_size
+        if world_size > 1:
+            dist.all_gather_object(states, rng_state(data_generator))
+        else:
+            states = [rng_state(data_generator)]
+        return {
+            "format": FORMAT, "version": VERSION, "model_config": model_cfg.to_dict(), "train_config": cfg.to_dict(),
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict(), "rng": states, "epoch": epoch, "best_val": best_val,
+            "best_epoch": best_epoch, "history": history, "world_size": world_size,
+        }
+
+    # ---- train ----
+    global_step = start_epoch * steps_per_epoch
+    for epoch in range(start_epoch + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        sampler.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        total_loss = 0.0
+        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not master,
+                   dynamic_ncols=True)
+        for step, batch in enumerate(loader):
+            if step >= steps_per_epoch:
+                break
+            global_step += 1
+            visual, audio, segment_labels, video_labels = to_device(batch, device)
+            with autocast(device, cfg.amp):
+                output = train_model(visual, audio)
+            output = type(output)(*(x.float() for x in output))
+            loss = model.loss(output, segment_labels, video_labels)
+            if debug_nan_at_step is not None and global_step == debug_nan_at_step:
+                loss = loss * float("nan")
+            reported = loss.detach().clone()
+            if world_size > 1:  # every rank must agree to stop, before the gradient all-reduce
+                dist.all_reduce(reported)
+                reported /= world_size
+            loss_value = reported.item()
+            if not math.isfinite(loss_value):
+                bar.close()
+                kept = (f"the last good checkpoint is {out / 'last.pt'} (epoch {epoch - 1})" if epoch > 1
+                        else "no checkpoint was written yet")
+                _log(master, f"error: non-finite training loss ({loss_value}) at epoch {epoch}, step {step + 1}; "
+                             f"training stopped, {kept}", err=True)
+                return 1
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            total_loss += loss_value
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+        bar.close()
+        scheduler.step()
+
+        val_acc, _ = evaluate_accuracy(model, splits["val"], device=device, amp=cfg.amp,
+                                       batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
+        improved = val_acc > best_val
+        if improved:
+            best_val, best_epoch = val_acc, epoch
+        seconds = time.perf_counter() - t0
+        record = {"epoch": epoch, "train_loss": total_loss / max(steps_per_epoch, 1), "val_acc": val_acc,
+                  "lr": lr, "seconds": round(seconds, 3)}
+        history.append(record)
+        state = checkpoint(epoch)  # collective: every rank takes part
+        if master:
+            save_checkpoint(out / "last.pt", state)
+            if improved:
+                save_checkpoint(out / "best.pt", state)
+            write_jsonl(out / "metrics.jsonl", history)
+        del state
+        _log(master, f"epoch {epoch:3d}/{cfg.epochs} | train loss {record['train_loss']:.4f} | "
+                     f"val acc {100 * val_acc:6.2f}%{' *' if improved else '  '} | lr {lr:.2e} | {seconds:6.1f} s")
+
+    # ---- test the best checkpoint, once ----
+    if world_size > 1:
+        dist.barrier()  # best.pt is on disk
+    best = load_checkpoint(out / "best.pt")
+    load_model_state(model, best["model"], out / "best.pt")
+    test_acc, n_segments = evaluate_accuracy(model, splits["test"], device=device, amp=cfg.amp,
+                                             batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
+    result = {"test_acc": test_acc, "test_segments": n_segments, "best_epoch": best["epoch"],
+              "best_val_acc": best["best_val"], "epochs": cfg.epochs, "parameters": n_params,
+              "setting": model_cfg.setting, "features": model_cfg.features, "checkpoint": str(out / "best.pt")}
+    if master:
+        write_json(out / "result.json", result)
+    _log(master, f"test accuracy of best.pt (epoch {best['epoch']}, val {100 * best['best_val']:.2f}%): "
+                 f"{100 * test_acc:.2f}% over {n_segments} segments")
+    return 0
+
+
+__all__ = ["CheckpointError", "add_arguments", "configs_from_args", "main", "train"]
