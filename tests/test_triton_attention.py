@@ -2,14 +2,16 @@
 
 Axis legend: b batch, q query steps, k_i steps of memory source i, h heads, d head dim.
 
-The interpreter is chosen when a ``@triton.jit`` function is *defined*, i.e. when
-``avattn.kernels.cmra_fwd`` is first imported. So this module imports the kernels with
-``TRITON_INTERPRET=1`` at collection time (before any test of the session runs) and then
-restores the variable, leaving other test modules unaffected. Where that cannot give
-interpreted kernels in this process (a CUDA machine, whose GPU tests need the compiled
-kernels, or the kernels already imported without the variable), the whole module is run in
-a subprocess with the variable set by ``test_interpreter_suite_in_subprocess``, so the checks
-always execute when Triton is installed.
+The interpreter needs ``TRITON_INTERPRET=1`` when Triton itself is imported (its standard
+library is made of ``@triton.jit`` functions), when the kernels are defined, and while they
+launch. So this module, at collection time (before any test of the session runs), sets the
+variable, imports Triton and the kernels and runs one tiny launch (Triton imports a few
+modules lazily on the first launch), then restores the variable; an autouse fixture sets it
+again around each test here, so other test modules see the environment they expect.
+Where this process cannot have interpreted kernels (a CUDA machine, whose GPU tests need the
+compiled kernels, or Triton/the kernels already imported without the variable), the whole
+module runs in a subprocess with the variable set (``test_interpreter_suite_in_subprocess``):
+the checks always execute when Triton is installed, they never silently skip.
 
 Error rule (flash-attention style): |triton - ref64| <= 2 * |torch_same_dtype - ref64| + atol,
 taken as maxima over each tensor, for the output and every gradient.
@@ -17,6 +19,7 @@ taken as maxima over each tensor, for the output and every gradient.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import subprocess
@@ -27,28 +30,43 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("triton", reason="Triton is not installed; the fused backend cannot exist")
+if importlib.util.find_spec("triton") is None:
+    pytest.skip("Triton is not installed; the fused backend cannot exist", allow_module_level=True)
 
 _PRIOR_INTERPRET = os.environ.get("TRITON_INTERPRET")
 
 
+def _restore_env() -> None:
+    if _PRIOR_INTERPRET is None:
+        os.environ.pop("TRITON_INTERPRET", None)
+    else:
+        os.environ["TRITON_INTERPRET"] = _PRIOR_INTERPRET
+
+
+def _triton_imported_for_interpreter() -> bool:
+    from triton.language import standard
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(standard.sum, InterpretedFunction)
+
+
 def _load_interpreted_op():
     """The ``cmra_op`` module with interpreted kernels, or None if this process cannot have it."""
-    fwd = sys.modules.get("avattn.kernels.cmra_fwd")
-    if fwd is not None:
-        import avattn.kernels.cmra_op as op
-
-        return op if fwd.INTERPRETED else None
     if torch.cuda.is_available() and _PRIOR_INTERPRET != "1":
         return None  # keep compiled kernels for tests/test_triton_attention_gpu.py in this process
+    fwd = sys.modules.get("avattn.kernels.cmra_fwd")
+    if fwd is not None and not fwd.INTERPRETED:
+        return None
+    if "triton" in sys.modules and not _triton_imported_for_interpreter():
+        return None
     os.environ["TRITON_INTERPRET"] = "1"
     try:
         import avattn.kernels.cmra_op as op
+
+        x = torch.zeros(1, 1, 1, 16)
+        op.cmra_attention_triton(x, [x], [x], None, None)  # first launch: Triton's lazy imports
     finally:
-        if _PRIOR_INTERPRET is None:
-            del os.environ["TRITON_INTERPRET"]
-        else:
-            os.environ["TRITON_INTERPRET"] = _PRIOR_INTERPRET
+        _restore_env()
     return op
 
 
@@ -57,6 +75,14 @@ IN_PROCESS = OP is not None
 in_process = pytest.mark.skipif(
     not IN_PROCESS, reason="interpreted kernels unavailable in this process: run by test_interpreter_suite_in_subprocess"
 )
+
+
+@pytest.fixture(autouse=True)
+def _interpret_env(monkeypatch):
+    if IN_PROCESS:
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    yield
+
 
 from avattn.functional import cmra_attention  # noqa: E402
 from avattn.functional.reference import reference_attention  # noqa: E402
@@ -177,18 +203,26 @@ def test_matches_float64_reference(b, tq, lengths, h, d, dtype, masks):
 
 @in_process
 @pytest.mark.parametrize(
-    "cfg, lengths, tq",
+    "cfg, b, h, lengths, tq, dtype",
     [
-        # several problems per program, row and column blocks cutting across problems
-        pytest.param(dict(pack=3, block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16), [10, 7], 10, id="pack3-split"),
+        # several problems per program, row and column blocks cutting across problems:
+        # the generic backward (delta, dK/dV per source, dQ)
+        pytest.param(dict(pack=3, block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16), 4, 2, [10, 7], 10,
+                     torch.float32, id="pack3-split-fp32"),
+        pytest.param(dict(pack=3, block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16), 4, 2, [10, 7], 10,
+                     torch.float16, id="pack3-split-fp16"),
         # one problem per program, key loop with masked tails (FA2 path)
-        pytest.param(dict(pack=1, block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16), [37, 5], 21, id="pack1-loop"),
+        pytest.param(dict(pack=1, block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16), 4, 2, [37, 5], 21,
+                     torch.float32, id="pack1-loop"),
+        # everything of 2 problems in one tile (single-program backward), last group half full
+        pytest.param(dict(pack=2, block_m=32, block_n=32, bwd_block_m=32, bwd_block_n=32), 3, 1, [10, 7], 10,
+                     torch.float32, id="pack2-packed-bwd"),
     ],
 )
-def test_forced_tilings(cfg, lengths, tq):
-    q, ks, vs, m = _make_inputs(4, tq, lengths, 2, 32, torch.float32, ["random", "full_row"])
+def test_forced_tilings(cfg, b, h, lengths, tq, dtype):
+    q, ks, vs, m = _make_inputs(b, tq, lengths, h, 32, dtype, ["random", "full_row"])
     with OP.config_override(OP.Config(**cfg)):
-        _check_against_reference(q, ks, vs, m, torch.float32)
+        _check_against_reference(q, ks, vs, m, dtype)
 
 
 @in_process
@@ -263,7 +297,6 @@ def test_why_not_reasons(monkeypatch):
 
 @in_process
 def test_functional_backend_triton(monkeypatch):
-    monkeypatch.setenv("TRITON_INTERPRET", "1")  # backends.py checks it for CPU tensors at call time
     q, ks, vs, m = _make_inputs(3, 10, [10, 3], 2, 32, torch.float32, ["full_row", None])
     leaves = _leaves(q, ks, vs, torch.float32)
     out = cmra_attention(*leaves, key_padding_masks=m, backend="triton")
@@ -296,7 +329,6 @@ def test_torch_compile_fullgraph_forward_backward(monkeypatch):
     def loss_api(q, ks, vs, m):
         return cmra_attention(q, ks, vs, key_padding_masks=m, backend="triton").square().sum()
 
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
     # backends.py loads the kernel module with importlib, which dynamo cannot trace: load it eagerly first
     eager_api = _run(lambda *a: loss_api(*a)[None], *_leaves(q, ks, vs, torch.float32), m, torch.ones(1))
     eager = _run(lambda *a: loss_direct(*a)[None], *_leaves(q, ks, vs, torch.float32), m, torch.ones(1))
@@ -318,3 +350,25 @@ def test_kernels_package_does_not_import_triton():
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip() == "refused"
+
+
+_FRESH_COMPILE = """
+import os; os.environ["TRITON_INTERPRET"] = "1"
+import torch
+from avattn.functional import cmra_attention
+q, k, v = (torch.randn(2, t, 2, 16, requires_grad=True) for t in (10, 7, 7))
+f = torch.compile(lambda q, k, v: cmra_attention(q, [k, q], [v, q], backend="triton"), fullgraph=True, backend="aot_eager")
+out = f(q, k, v)
+out.square().sum().backward()
+ref = cmra_attention(q.detach().double(), [k.detach().double(), q.detach().double()],
+                     [v.detach().double(), q.detach().double()], backend="reference")
+print("ERR", (out.double() - ref).abs().max().item(), "GRAD", bool(k.grad.abs().sum() > 0))
+"""
+
+
+def test_compile_fullgraph_on_first_call_in_fresh_process():
+    """The backend's lazy kernel import must not break tracing when compile sees it first."""
+    res = subprocess.run([sys.executable, "-c", _FRESH_COMPILE], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    err = float(re.search(r"ERR (\S+)", res.stdout).group(1))
+    assert err < 1e-5 and "GRAD True" in res.stdout

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -74,28 +73,37 @@ def _triton_why_not(query, keys, values, key_padding_masks, dropout_p, return_we
         return "backend 'triton' needs a CUDA tensor (got a CPU tensor; CPU runs only under TRITON_INTERPRET=1)"
     if query.device.type not in ("cpu", "cuda"):
         return f"backend 'triton' needs a CUDA tensor, got device {query.device}"
-    module = _load_triton_op()
-    if isinstance(module, str):
-        return module
-    return module.why_not(query, keys, values, key_padding_masks)
+    error = _triton_load_error()
+    if error:
+        return error
+    return _TRITON_MODULE.why_not(query, keys, values, key_padding_masks)
 
 
-_TRITON_MODULE: object = None
+_TRITON_MODULE = None
+_TRITON_ERROR = ""
 
 
-def _load_triton_op():
-    """The fused kernel's module, or a sentence saying why it cannot be loaded (cached)."""
-    global _TRITON_MODULE
-    if _TRITON_MODULE is None:
+def _triton_load_error() -> str:
+    """Loads the fused kernels' module once; returns why it cannot be loaded, or "".
+
+    A constant under torch.compile, so the import runs outside the traced graph.
+    """
+    global _TRITON_MODULE, _TRITON_ERROR
+    if _TRITON_MODULE is None and not _TRITON_ERROR:
         try:
             _TRITON_MODULE = importlib.import_module("avattn.kernels.cmra_op")
         except ImportError as exc:  # triton missing, or too old
-            _TRITON_MODULE = f"backend 'triton' is unavailable: {exc}"
-    return _TRITON_MODULE
+            _TRITON_ERROR = f"backend 'triton' is unavailable: {exc}"
+    return _TRITON_ERROR
+
+
+# What torch.compiler.assume_constant_result sets, without importing torch._dynamo (and with it
+# triton) at `import avattn`: compile runs the import eagerly and treats the answer as a constant.
+_triton_load_error._dynamo_marked_constant = True
 
 
 def _run_triton(query, keys, values, key_padding_masks, scale, dropout_p, return_weights):
-    return _load_triton_op().cmra_attention_triton(query, keys, values, key_padding_masks, scale), None
+    return _TRITON_MODULE.cmra_attention_triton(query, keys, values, key_padding_masks, scale), None
 
 
 def _run_reference(query, keys, values, key_padding_masks, scale, dropout_p, return_weights):

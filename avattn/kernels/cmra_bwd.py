@@ -233,3 +233,123 @@ def cmra_bwd_dq_kernel(
         DQ + (br64 * sdqb + tq * sdqt + hr * sdqh)[:, None] + offs_d[None, :] * sdqd,
         dq.to(DQ.dtype.element_ty), mask=rmask,
     )
+
+
+@triton.jit
+def _packed_source(
+    dq, q, do, lse, delta, row_p,
+    K, V, M, Tk, DK, DV,
+    skb, skt, skh, skd, svb, svt, svh, svd, smb, smt,
+    sdkb, sdkt, sdkh, sdkd, sdvb, sdvt, sdvh, sdvd,
+    p0, n_here, H, qk_scale, sm_scale,
+    HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HEAD_DIM: tl.constexpr, PREC: tl.constexpr,
+):
+    """All of one source's memory for the program's problems in one tile: write dK, dV, return dQ += dS K."""
+    offs_d = tl.arange(0, BLOCK_D)
+    d_ok = offs_d < HEAD_DIM
+    cols = tl.arange(0, BLOCK_N)
+    pc = cols // Tk
+    tk = cols - pc * Tk
+    gpc = p0 + pc
+    bc = gpc // H
+    hc = gpc - bc * H
+    c_ok = cols < n_here * Tk
+    bc64 = bc.to(tl.int64)
+    keep = c_ok
+    if HAS_MASK:
+        pad = tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1)
+        keep = keep & (pad == 0)
+    kv_mask = c_ok[:, None] & d_ok[None, :]
+    k = tl.load(K + (bc64 * skb + tk * skt + hc * skh)[:, None] + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
+    v = tl.load(V + (bc64 * svb + tk * svt + hc * svh)[:, None] + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
+    s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale  # (rows, keys)
+    s = tl.where((row_p[:, None] == pc[None, :]) & keep[None, :], s, float("-inf"))
+    p = tl.math.exp2(s - lse[:, None])
+    dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
+    dp = tl.dot(do, tl.trans(v), input_precision=PREC)
+    ds = (p * (dp - delta[:, None])).to(q.dtype)
+    dk = tl.dot(tl.trans(ds), q, input_precision=PREC) * sm_scale
+    dq += tl.dot(ds, k, input_precision=PREC)
+    tl.store(DK + (bc64 * sdkb + tk * sdkt + hc * sdkh)[:, None] + offs_d[None, :] * sdkd,
+             dk.to(DK.dtype.element_ty), mask=kv_mask)
+    tl.store(DV + (bc64 * sdvb + tk * sdvt + hc * sdvh)[:, None] + offs_d[None, :] * sdvd,
+             dv.to(DV.dtype.element_ty), mask=kv_mask)
+    return dq
+
+
+@triton.jit
+def cmra_bwd_packed_kernel(
+    Q, sqb, sqt, sqh, sqd,
+    O, sob, sot, soh, sod,
+    DO, sdb, sdt, sdh, sdd,
+    DQ, sdqb, sdqt, sdqh, sdqd,
+    LSE,
+    K0, V0, M0, T0, sk0b, sk0t, sk0h, sk0d, sv0b, sv0t, sv0h, sv0d, sm0b, sm0t,
+    K1, V1, M1, T1, sk1b, sk1t, sk1h, sk1d, sv1b, sv1t, sv1h, sv1d, sm1b, sm1t,
+    K2, V2, M2, T2, sk2b, sk2t, sk2h, sk2d, sv2b, sv2t, sv2h, sv2d, sm2b, sm2t,
+    K3, V3, M3, T3, sk3b, sk3t, sk3h, sk3d, sv3b, sv3t, sv3h, sv3d, sm3b, sm3t,
+    DK0, DV0, DK1, DV1, DK2, DV2, DK3, DV3,
+    sdk0b, sdk0t, sdk0h, sdk0d, sdv0b, sdv0t, sdv0h, sdv0d,
+    sdk1b, sdk1t, sdk1h, sdk1d, sdv1b, sdv1t, sdv1h, sdv1d,
+    sdk2b, sdk2t, sdk2h, sdk2d, sdv2b, sdv2t, sdv2h, sdv2d,
+    sdk3b, sdk3t, sdk3h, sdk3d, sdv3b, sdv3t, sdv3h, sdv3d,
+    H, Tq, n_prob, qk_scale, sm_scale,
+    NUM_SRC: tl.constexpr,
+    HAS_M0: tl.constexpr, HAS_M1: tl.constexpr, HAS_M2: tl.constexpr, HAS_M3: tl.constexpr,
+    PACK: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HEAD_DIM: tl.constexpr, PREC: tl.constexpr,
+):
+    """Whole backward of PACK short problems in one program (needs PACK*Tq <= BLOCK_M and
+    PACK*Tk_i <= BLOCK_N): delta inline, dK/dV of every source, dQ. grid = (ceil(n_prob / PACK),).
+    Reads Q, O, dO, K_i, V_i once and writes dQ, dK_i, dV_i once: the minimum traffic."""
+    pid_g = tl.program_id(0)
+    p0 = pid_g * PACK
+    n_here = tl.minimum(n_prob - p0, PACK)
+    rows = tl.arange(0, BLOCK_M)
+    rp = rows // Tq
+    tq = rows - rp * Tq
+    gpr = p0 + rp
+    br = gpr // H
+    hr = gpr - br * H
+    r_ok = rows < n_here * Tq
+    br64 = br.to(tl.int64)
+    offs_d = tl.arange(0, BLOCK_D)
+    rmask = r_ok[:, None] & (offs_d < HEAD_DIM)[None, :]
+    q = tl.load(Q + (br64 * sqb + tq * sqt + hr * sqh)[:, None] + offs_d[None, :] * sqd, mask=rmask, other=0.0)
+    o = tl.load(O + (br64 * sob + tq * sot + hr * soh)[:, None] + offs_d[None, :] * sod, mask=rmask, other=0.0)
+    do = tl.load(DO + (br64 * sdb + tq * sdt + hr * sdh)[:, None] + offs_d[None, :] * sdd, mask=rmask, other=0.0)
+    delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    lse = tl.load(LSE + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
+
+    dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
+    dq = _packed_source(
+        dq, q, do, lse, delta, rp, K0, V0, M0, T0, DK0, DV0,
+        sk0b, sk0t, sk0h, sk0d, sv0b, sv0t, sv0h, sv0d, sm0b, sm0t,
+        sdk0b, sdk0t, sdk0h, sdk0d, sdv0b, sdv0t, sdv0h, sdv0d,
+        p0, n_here, H, qk_scale, sm_scale, HAS_M0, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+    )
+    if NUM_SRC > 1:
+        dq = _packed_source(
+            dq, q, do, lse, delta, rp, K1, V1, M1, T1, DK1, DV1,
+            sk1b, sk1t, sk1h, sk1d, sv1b, sv1t, sv1h, sv1d, sm1b, sm1t,
+            sdk1b, sdk1t, sdk1h, sdk1d, sdv1b, sdv1t, sdv1h, sdv1d,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M1, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+        )
+    if NUM_SRC > 2:
+        dq = _packed_source(
+            dq, q, do, lse, delta, rp, K2, V2, M2, T2, DK2, DV2,
+            sk2b, sk2t, sk2h, sk2d, sv2b, sv2t, sv2h, sv2d, sm2b, sm2t,
+            sdk2b, sdk2t, sdk2h, sdk2d, sdv2b, sdv2t, sdv2h, sdv2d,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M2, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+        )
+    if NUM_SRC > 3:
+        dq = _packed_source(
+            dq, q, do, lse, delta, rp, K3, V3, M3, T3, DK3, DV3,
+            sk3b, sk3t, sk3h, sk3d, sv3b, sv3t, sv3h, sv3d, sm3b, sm3t,
+            sdk3b, sdk3t, sdk3h, sdk3d, sdv3b, sdv3t, sdv3h, sdv3d,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M3, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+        )
+    dq = dq * sm_scale
+    tl.store(DQ + (br64 * sdqb + tq * sdqt + hr * sdqh)[:, None] + offs_d[None, :] * sdqd,
+             dq.to(DQ.dtype.element_ty), mask=rmask)

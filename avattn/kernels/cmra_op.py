@@ -16,10 +16,9 @@ Ops (``torch.library.custom_op``; one opaque node each under ``torch.compile``):
         Tensor out, Tensor lse, float scale) -> Tensor[]``
         returns [dq, dk_0..dk_{n-1}, dv_0..dv_{n-1}] (contiguous, input dtype).
 
-``custom_op`` is used rather than ``triton_op`` so that the same registration serves the CPU
-interpreter (``TRITON_INTERPRET=1``) used in the tests and CUDA, and so that ``torch.compile``
-never has to trace the launchers' Python (shape heuristics): it sees one op forward and one
-op backward. Any number of sources is accepted: sources run in groups of ``MAX_SOURCES``
+``custom_op`` is used rather than ``triton_op`` so that ``torch.compile`` never has to trace
+the launchers' Python (shape heuristics, group merging): it sees one op forward and one op
+backward; the same registration runs under the CPU interpreter (``TRITON_INTERPRET=1``). Any number of sources is accepted: sources run in groups of ``MAX_SOURCES``
 (4) per launch, and groups are merged through their log-sum-exp (forward) and by summing
 partial dQ (backward); the AVE case (2 sources) is one launch forward.
 """
@@ -35,7 +34,7 @@ import torch
 import triton
 from torch import Tensor
 
-from .cmra_bwd import cmra_bwd_dkdv_kernel, cmra_bwd_dq_kernel, cmra_delta_kernel
+from .cmra_bwd import cmra_bwd_dkdv_kernel, cmra_bwd_dq_kernel, cmra_bwd_packed_kernel, cmra_delta_kernel
 from .cmra_fwd import INTERPRETED, MAX_SOURCES, cmra_fwd_kernel
 
 _LOG2E = 1.4426950408889634
@@ -204,6 +203,23 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
     block_d = _pow2(d)
     prec = _precision(q.dtype)
     qk_scale = scale * _LOG2E
+
+    if (len(keys) <= MAX_SOURCES and cfg.block_m >= cfg.pack * tq
+            and cfg.block_n >= cfg.pack * max(k.shape[1] for k in keys)):
+        # Short memory: one program does the whole backward of its problems (minimum traffic).
+        slots, has = _src_slots(keys, values, masks)
+        grads = [t for pair in zip(dks, dvs) for t in pair]
+        grads += [dks[0], dvs[0]] * (MAX_SOURCES - len(keys))  # unused slots (never written)
+        strides = [st for pair in zip(dks, dvs) for t in pair for st in t.stride()]
+        strides += [*dks[0].stride(), *dvs[0].stride()] * (MAX_SOURCES - len(keys))
+        cmra_bwd_packed_kernel[(triton.cdiv(n_prob, cfg.pack),)](
+            q, *q.stride(), out, *out.stride(), dout, *dout.stride(), dq, *dq.stride(), lse,
+            *slots, *grads, *strides, h, tq, n_prob, qk_scale, scale,
+            NUM_SRC=len(keys), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
+            PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d, HEAD_DIM=d,
+            PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        )
+        return [dq, *dks, *dvs]
 
     delta = _buffer((b, h, tq), torch.float32, q.device)
     n_rows = n_prob * tq

@@ -248,6 +248,8 @@ class ReleaseAVE(Dataset):
         if split not in info.orders:
             raise ValueError(f"split must be one of {list(info.orders)}, got {split!r}")
         self.root, self.split, self.setting = info.root, split, info.setting
+        # where labels came from, and samples (whole-release indices) where labels.h5 disagrees with them
+        self.label_source, self.label_disagreements = info.label_source, list(info.label_disagreements)
         order = info.orders[split]
         items = [np.stack([np.zeros_like(order), order], 1)]
         seg, vid = [info.segment_labels[order]], [info.video_labels[order]]

@@ -123,10 +123,12 @@ class SyntheticConfig:
     visual_share: float = 0.55  # fraction of signature variance shared inside a visual group
     audio_share: float = 0.55  # same for audio
     object_strength: tuple[float, float] = (0.35, 1.0)  # per-video object amplitude (x signature RMS 1)
+    object_jitter: tuple[float, float] = (0.7, 1.3)  # per-segment factor on the object amplitude
     noise_rms: float = 0.6  # visual noise tape RMS per cell
     max_distractors: int = 2  # silent visible objects of other categories, 0..max per video
     p_distractor_same_group: float = 0.5
     sound_level: tuple[float, float] = (0.25, 0.8)  # per-video event-sound level (x real frame norm)
+    sound_jitter: tuple[float, float] = (0.6, 1.4)  # per-segment factor on sound levels
     p_audio_distractor: float = 0.3  # chance a video has an off-screen sound of another category
     audio_distractor_level: tuple[float, float] = (0.2, 0.6)
     # what an event video's background segments show: visible-but-silent / audible-but-off-screen / neither
@@ -176,20 +178,29 @@ class SyntheticAVEGenerator:
     SCENE = 9  # scene maps are 9x9; each segment shows a 7x7 crop (camera pan of +-1 cell)
     OBJ = 2  # objects are 2x2 cells
 
-    def __init__(self, seed: int = 0, features: str = "vgg19", difficulty: float | None = None, meta: AVEMeta | None = None):
+    def __init__(
+        self,
+        seed: int = 0,
+        features: str = "vgg19",
+        difficulty: float | None = None,
+        meta: AVEMeta | None = None,
+        config: SyntheticConfig | None = None,
+    ):
         if features not in FEATURE_DIMS:
             raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed, self.features, self.difficulty = int(seed), features, difficulty
-        self.cfg = SyntheticConfig.from_difficulty(difficulty)
+        # config (experiments only) overrides the knobs that difficulty would set
+        self.cfg = config if config is not None else SyntheticConfig.from_difficulty(difficulty)
+        self._config_override = config
         self.meta = meta if meta is not None else load_meta()
         self.channels = FEATURE_DIMS[features]
         self._build_banks()
 
     # pickling sends the constructor arguments; the bank is rebuilt (deterministically) in the worker
     def __reduce__(self):
-        return (SyntheticAVEGenerator, (self.seed, self.features, self.difficulty))
+        return (SyntheticAVEGenerator, (self.seed, self.features, self.difficulty, None, self._config_override))
 
     def _build_banks(self) -> None:
         C, cfg, S = self.channels, self.cfg, self.SCENE
@@ -247,7 +258,7 @@ class SyntheticAVEGenerator:
         # other members of each category's visual / audio group
         cats = np.arange(NUM_EVENT_CLASSES)
         self._same_group = tuple(
-            tuple(np.flatnonzero((g == g[k]) & (cats != k)) for k in cats) for g in (VISUAL_GROUP_OF, AUDIO_GROUP_OF)
+            tuple([int(c) for c in np.flatnonzero((g == g[k]) & (cats != k))] for k in cats) for g in (VISUAL_GROUP_OF, AUDIO_GROUP_OF)
         )
         # cell offsets of a 2x2 object whose top-left corner is (y, x), y, x in 0..5
         o = np.array([0, 1, GRID, GRID + 1])
@@ -262,19 +273,21 @@ class SyntheticAVEGenerator:
         n = 160 + 64 * (self.cfg.max_distractors + 1)
         return _Draws(uniforms(self.seed, stream, index, n))
 
-    def _other(self, u: _Draws, k: int, modality: int) -> int:
-        """A category != k: from k's (0 visual / 1 audio) group with probability p_same, else any."""
+    def _other(self, u: _Draws, k: int, modality: int, exclude: list[int]) -> int:
+        """A category not k and not in `exclude`: from k's (0 visual / 1 audio) group with
+        probability p_same_group (when it has an allowed member), else uniformly."""
         same_group, pick = u.one(), u.one()
         if same_group < self.cfg.p_distractor_same_group:
-            same = self._same_group[modality][k]
-            if same.size:
-                return int(same[int(pick * same.size)])
-        o = int(pick * (NUM_EVENT_CLASSES - 1))
-        return o + (o >= k)
+            same = [c for c in self._same_group[modality][k] if c not in exclude]
+            if same:
+                return int(same[int(pick * len(same))])
+        allowed = [c for c in range(NUM_EVENT_CLASSES) if c != k and c not in exclude]
+        return allowed[int(pick * len(allowed))]
 
-    def _compose(self, u: _Draws, k: int, visible: np.ndarray, audible: np.ndarray, real_audio: np.ndarray):
+    def _compose(self, u: _Draws, k: int, visible: np.ndarray, audible: np.ndarray, real_audio: np.ndarray, latent: dict | None):
         """Features of a video whose own category is k, its object shown where ``visible`` (T,)
-        and its sound played where ``audible`` (T,), over the real background audio (T, A)."""
+        and its sound played where ``audible`` (T,), over the real background audio (T, A).
+        Fills ``latent`` (when given) with what was drawn."""
         cfg, C = self.cfg, self.channels
         # scene crop (the camera pans by <= 1 cell per segment) + a window of the noise tape
         scene = int(u.one() * self.N_SCENES) * self.SCENE * self.SCENE
@@ -287,14 +300,19 @@ class SyntheticAVEGenerator:
         # objects: silent distractors of other categories (each visible in ~80% of the segments),
         # then the video's own object; each drifts by <= 1 cell per segment
         n_d = int(u.one() * (cfg.max_distractors + 1))
-        cats = [self._other(u, k, 0) for _ in range(n_d)] + [k]
+        cats = []
+        for _ in range(n_d):
+            cats.append(self._other(u, k, 0, cats))
+        cats.append(k)
         L = len(cats)
         shown = np.concatenate([u.take(n_d * T).reshape(n_d, T) < 0.8, visible[None]], 0)
         start = (u.take(2 * L) * (GRID - 1)).astype(np.int64).reshape(L, 1, 2)
         steps = (u.take(2 * L * T) * 3).astype(np.int64).reshape(L, T, 2) - 1
         pos = np.clip(start + np.cumsum(steps, axis=1), 0, GRID - 2)  # (L, T, 2) top-left cell
         lo, hi = cfg.object_strength
-        gain = ((lo + (hi - lo) * u.take(L))[:, None] * (0.7 + 0.6 * u.take(L * T).reshape(L, T))).astype(np.float32)
+        jlo, jhi = cfg.object_jitter
+        gain = (lo + (hi - lo) * u.take(L))[:, None] * (jlo + (jhi - jlo) * u.take(L * T).reshape(L, T))
+        gain = gain.astype(np.float32)
         var = (u.take(L * T) * self.N_VISUAL_VARIANTS).astype(np.int64).reshape(L, T)
         for layer in range(L):
             ts = np.flatnonzero(shown[layer])
@@ -305,19 +323,28 @@ class SyntheticAVEGenerator:
                 vis[rows] += spr.reshape(-1, C)
 
         # audio: real background + the own sound where audible + maybe an off-screen sound of another category
+        if latent is not None:
+            latent.update(category=k, visible=visible, audible=audible, distractors=cats[:-1],
+                          distractor_visible=shown[:-1], positions=pos, audio_distractor=None,
+                          audio_distractor_segments=np.zeros(T, dtype=bool))
         aud = real_audio.copy()
         lo, hi = cfg.sound_level
-        level = (lo + (hi - lo) * u.one()) * (0.6 + 0.8 * u.take(T))
+        jlo, jhi = cfg.sound_jitter
+        level = (lo + (hi - lo) * u.one()) * (jlo + (jhi - jlo) * u.take(T))
         sv = (u.take(T) * self.N_AUDIO_VARIANTS).astype(np.int64)
         ts = np.flatnonzero(audible)
         aud[ts] += self.sounds[k, sv[ts]] * level[ts, None].astype(np.float32)
         if u.one() < cfg.p_audio_distractor:
-            d = self._other(u, k, 1)
+            # never a category that is visible in this video: seen + heard would be an event
+            d = self._other(u, k, 1, cats)
             lo, hi = cfg.audio_distractor_level
-            level = (lo + (hi - lo) * u.one()) * (0.6 + 0.8 * u.take(T))
+            level = (lo + (hi - lo) * u.one()) * (jlo + (jhi - jlo) * u.take(T))
             sv = (u.take(T) * self.N_AUDIO_VARIANTS).astype(np.int64)
-            ts = np.flatnonzero(u.take(T) < 0.5)
+            on = u.take(T) < 0.5
+            ts = np.flatnonzero(on)
             aud[ts] += self.sounds[d, sv[ts]] * level[ts, None].astype(np.float32)
+            if latent is not None:
+                latent.update(audio_distractor=d, audio_distractor_segments=on)
         return vis.reshape(T, GRID, GRID, C), aud
 
     def _cases(self, u: _Draws) -> np.ndarray:
@@ -326,8 +353,9 @@ class SyntheticAVEGenerator:
         x = u.take(T)
         return (x >= p0).astype(np.int64) + (x >= p0 + p1)
 
-    def sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Annotated sample ``index`` (0..4142): visual (T, H, W, C), audio (T, A), float32."""
+    def sample(self, index: int, latent: bool = False):
+        """Annotated sample ``index`` (0..4142): visual (T, H, W, C), audio (T, A), float32.
+        With latent=True also a dict of what was drawn (visible, audible, distractors, ...)."""
         if not 0 <= index < self.meta.num_samples:
             raise IndexError(f"sample index {index} out of range [0, {self.meta.num_samples})")
         u = self._draws(STREAM_ANNOTATED, index)
@@ -337,9 +365,11 @@ class SyntheticAVEGenerator:
         # noise floor: a real background recording (random video, random circular time shift)
         j = int(u.one() * self.meta.num_noisy)
         real = np.roll(self.real_audio[j], int(u.one() * T), axis=0)
-        return self._compose(u, k, event | (case == 0), event | (case == 1), real)
+        info = {} if latent else None
+        out = self._compose(u, k, event | (case == 0), event | (case == 1), real, info)
+        return (*out, info) if latent else out
 
-    def noisy_sample(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+    def noisy_sample(self, j: int, latent: bool = False):
         """Background-only video j (0..177): its own real VGGish audio, synthetic visuals, and in
         some segments a visible-but-silent object or an off-screen sound (never both at once)."""
         if not 0 <= j < self.meta.num_noisy:
@@ -347,7 +377,9 @@ class SyntheticAVEGenerator:
         u = self._draws(STREAM_NOISY, j)
         k = int(u.one() * NUM_EVENT_CLASSES)
         case = self._cases(u)
-        return self._compose(u, k, case == 0, case == 1, self.real_audio[j])
+        info = {} if latent else None
+        out = self._compose(u, k, case == 0, case == 1, self.real_audio[j], info)
+        return (*out, info) if latent else out
 
 
 class SyntheticAVE(Dataset):

@@ -1,0 +1,192 @@
+"""Export synthetic AVE in the exact layout of the real feature release.
+
+    python -m examples.cmran export-synthetic --out DIR [--num-videos N] [--features vgg19|resnet151]
+        [--dtype float32|float64] [--seed S] [--difficulty X]
+    python -m examples.cmran.export --out DIR ...          (same, standalone)
+
+Axis legend: N exported samples, M background-only videos, T=10 segments, 7x7 grid, C visual
+channels, A=128 audio channels, K=29 classes.
+
+Writes visual_feature.h5 (N,T,7,7,C), audio_feature.h5 (N,T,128), labels.h5 (N,T,29) one-hot,
+mil_labels.h5 (N,29), {train,val,test}_order.h5 ('order'), labels_noisy.h5 (M,29),
+visual_feature_noisy.h5 (M,T,7,7,C), audio_feature_noisy.h5 (M,T,128), plus Annotations.txt,
+categories.txt and {train,val,test}Set.txt for the exported rows (the real release ships these
+too), and export_info.json (seed, features, difficulty, original indices). Feature and label
+files use dataset 'avadataset'. Each file is written under a temporary name in DIR and renamed.
+With --num-videos N < 4143, N videos are taken from the three splits in proportion (evenly
+spaced along each split's order), kept in their original relative order and re-indexed 0..N-1;
+the order files are re-indexed accordingly; M = round(178 N / 4143) (at least 1) background videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .data.meta import (
+    ANNOTATION_HEADER,
+    FEATURE_DIMS,
+    NUM_SEGMENTS,
+    SPLITS,
+    one_hot,
+)
+from .data.synthetic import SyntheticAVEGenerator
+
+BLOCK = 32  # samples generated and written per step
+
+
+def select_videos(meta, num_videos: int | None):
+    """Return (original indices, sorted ascending, new index = position), {split: new-index order}, noisy ids."""
+    n_all = meta.num_samples
+    if num_videos is None or num_videos >= n_all:
+        return np.arange(n_all), {s: meta.orders[s].copy() for s in SPLITS}, np.arange(meta.num_noisy)
+    if num_videos < len(SPLITS):
+        raise ValueError(f"--num-videos must be >= {len(SPLITS)} (one per split), got {num_videos}")
+    sizes = np.array([len(meta.orders[s]) for s in SPLITS])
+    want = np.maximum(1, np.round(num_videos * sizes / n_all).astype(int))
+    want[0] += num_videos - want.sum()  # the rounding remainder goes to train
+    picked = {}
+    for s, n in zip(SPLITS, want):
+        order = meta.orders[s]
+        pos = np.unique(np.round(np.linspace(0, len(order) - 1, n)).astype(int))
+        picked[s] = order[pos]
+    orig = np.sort(np.concatenate(list(picked.values())))
+    new_index = {int(o): i for i, o in enumerate(orig)}
+    orders = {s: np.array([new_index[int(o)] for o in picked[s]], dtype=np.int64) for s in SPLITS}
+    m = max(1, int(round(meta.num_noisy * num_videos / n_all)))
+    noisy = np.unique(np.round(np.linspace(0, meta.num_noisy - 1, m)).astype(int))
+    return orig, orders, noisy
+
+
+class _AtomicH5:
+    """h5py.File written to a temporary name in the target directory, renamed on success."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+
+    def __enter__(self):
+        import h5py
+
+        self.f = h5py.File(self.tmp, "w")
+        return self.f
+
+    def __exit__(self, exc_type, exc, tb):
+        self.f.close()
+        if exc_type is None:
+            os.replace(self.tmp, self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+        return False
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_small(path: Path, key: str, array: np.ndarray) -> None:
+    with _AtomicH5(path) as f:
+        f.create_dataset(key, data=array)
+
+
+def _write_features(path_v: Path, path_a: Path, ids, sample_fn, channels: int, dtype, desc: str, progress: bool):
+    from tqdm import tqdm
+
+    n = len(ids)
+    with _AtomicH5(path_v) as fv, _AtomicH5(path_a) as fa:
+        dv = fv.create_dataset("avadataset", (n, NUM_SEGMENTS, 7, 7, channels), dtype=dtype, chunks=(1, NUM_SEGMENTS, 7, 7, channels))
+        da = fa.create_dataset("avadataset", (n, NUM_SEGMENTS, 128), dtype=dtype)
+        with tqdm(total=n, desc=desc, unit="video", disable=not progress) as bar:
+            for b0 in range(0, n, BLOCK):
+                block = [sample_fn(int(i)) for i in ids[b0 : b0 + BLOCK]]
+                dv[b0 : b0 + len(block)] = np.stack([v for v, _ in block]).astype(dtype)
+                da[b0 : b0 + len(block)] = np.stack([a for _, a in block]).astype(dtype)
+                bar.update(len(block))
+
+
+def export_synthetic(
+    out: str | os.PathLike,
+    num_videos: int | None = None,
+    features: str = "vgg19",
+    dtype: str = "float32",
+    seed: int = 0,
+    difficulty: float | None = None,
+    progress: bool = True,
+) -> dict:
+    """Write synthetic AVE (or N of its videos) to `out` in the release layout; return the info dict."""
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+    if features not in FEATURE_DIMS:
+        raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    gen = SyntheticAVEGenerator(seed=seed, features=features, difficulty=difficulty)
+    meta = gen.meta
+    orig, orders, noisy = select_videos(meta, num_videos)
+    C = FEATURE_DIMS[features]
+
+    # labels and text metadata first (small), then the features
+    _write_small(out / "labels.h5", "avadataset", one_hot(meta.segment_labels[orig]))
+    _write_small(out / "mil_labels.h5", "avadataset", one_hot(meta.video_labels[orig]))
+    for s in SPLITS:
+        _write_small(out / f"{s}_order.h5", "order", orders[s])
+    noisy_labels = np.zeros((len(noisy), 29), dtype=np.float32)
+    noisy_labels[:, 28] = 1.0
+    _write_small(out / "labels_noisy.h5", "avadataset", noisy_labels)
+    lines = [meta.annotations[int(i)].line() for i in orig]
+    _atomic_text(out / "Annotations.txt", "\n".join([ANNOTATION_HEADER, *lines]) + "\n")
+    _atomic_text(out / "categories.txt", "\n".join(meta.categories) + "\n")
+    for s in SPLITS:
+        _atomic_text(out / f"{s}Set.txt", "".join(lines[int(i)] + "\n" for i in orders[s]))
+
+    _write_features(out / "visual_feature.h5", out / "audio_feature.h5", orig, gen.sample, C, dtype, "videos", progress)
+    _write_features(
+        out / "visual_feature_noisy.h5", out / "audio_feature_noisy.h5", noisy, gen.noisy_sample, C, dtype,
+        "background videos", progress,
+    )
+    info = {
+        "generator": "examples.cmran.data.synthetic",
+        "seed": seed,
+        "features": features,
+        "difficulty": difficulty,
+        "dtype": dtype,
+        "num_videos": len(orig),
+        "num_noisy": len(noisy),
+        "original_indices": [int(i) for i in orig],
+        "noisy_indices": [int(j) for j in noisy],
+    }
+    _atomic_text(out / "export_info.json", json.dumps(info, indent=1) + "\n")
+    return info
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="output directory (created if missing)")
+    parser.add_argument("--num-videos", type=int, default=None, help="export N videos (default: all 4143)")
+    parser.add_argument("--features", default="vgg19", choices=sorted(FEATURE_DIMS))
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="the real release is float64")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--difficulty", type=float, default=None, help="default: 1.0")
+
+
+def main(args: argparse.Namespace) -> int:
+    info = export_synthetic(args.out, args.num_videos, args.features, args.dtype, args.seed, args.difficulty)
+    print(f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}")
+    print(f"train on it with: python -m examples.cmran train --data {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="python -m examples.cmran.export", description="Export synthetic AVE in the real release layout.")
+    add_arguments(p)
+    raise SystemExit(main(p.parse_args()))

@@ -1,0 +1,216 @@
+"""Release loader: validation errors (file, key, found, expected), labels, lazy HDF5 under workers.
+
+Axis legend: N samples, M background videos, T=10 segments, 7x7 grid, C channels, A=128, K=29.
+"""
+
+from __future__ import annotations
+
+import pickle
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from examples.cmran.data import AVEDataError, ReleaseAVE, build_datasets
+from examples.cmran.export import export_synthetic
+
+N, M = 12, 1  # the export takes 12 videos: train 10, val 1, test 1 (and 1 background video)
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ave") / "release"
+    export_synthetic(root, num_videos=N, features="vgg19", dtype="float32", seed=0, progress=False)
+    return root
+
+
+@pytest.fixture
+def copy(release, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(release, dst)
+    return dst
+
+
+def _rewrite(path, key, array):
+    path.unlink()
+    with h5py.File(path, "w") as f:
+        f.create_dataset(key, data=array)
+
+
+def _read(path, key="avadataset"):
+    with h5py.File(path, "r") as f:
+        return f[key][()]
+
+
+def _raises(root, *needles, setting="supervised", features="vgg19", **kw):
+    with pytest.raises(AVEDataError) as e:
+        build_datasets(root, setting=setting, features=features, **kw)
+    msg = str(e.value)
+    for n in needles:
+        assert n in msg, f"{n!r} not in {msg!r}"
+    return msg
+
+
+def test_valid_release_loads(release):
+    for setting in ("supervised", "weak"):
+        ds = build_datasets(release, setting=setting)
+        assert {k: len(v) for k, v in ds.items()} == {"train": 10 + M * (setting == "weak"), "val": 1, "test": 1}
+        vis, aud, seg, vid = ds["train"][0]
+        assert vis.shape == (10, 7, 7, 512) and vis.dtype == torch.float32
+        assert aud.shape == (10, 128) and aud.dtype == torch.float32
+        assert seg.dtype == torch.int64 and vid.dtype == torch.int64 and vid.shape == ()
+    weak = build_datasets(release, setting="weak")["train"]
+    _, _, seg, vid = weak[len(weak) - 1]
+    assert int(vid) == 28 and (seg == 28).all()
+
+
+@pytest.mark.parametrize(
+    "name", ["visual_feature.h5", "audio_feature.h5", "train_order.h5", "val_order.h5", "test_order.h5"]
+)
+def test_missing_file(copy, name):
+    (copy / name).unlink()
+    _raises(copy, name, "not found")
+
+
+@pytest.mark.parametrize(
+    "name", ["mil_labels.h5", "labels_noisy.h5", "visual_feature_noisy.h5", "audio_feature_noisy.h5"]
+)
+def test_missing_weak_file(copy, name):
+    (copy / name).unlink()
+    build_datasets(copy, setting="supervised")  # not needed there
+    _raises(copy, name, "not found", setting="weak")
+
+
+def test_missing_key(copy):
+    _rewrite(copy / "audio_feature.h5", "features", np.zeros((N, 10, 128), np.float32))
+    _raises(copy, "audio_feature.h5", "no dataset 'avadataset'", "['features']")
+    _rewrite(copy / "val_order.h5", "avadataset", np.arange(1))
+    _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N, 10, 128), np.float32))
+    _raises(copy, "val_order.h5", "no dataset 'order'", "['avadataset']")
+
+
+def test_wrong_shape(copy):
+    _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N, 10, 64), np.float32))
+    _raises(copy, "audio_feature.h5", "'avadataset'", f"({N}, 10, 64)", "(N, 10, 128)")
+    _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N, 10, 128), np.float32))
+    _rewrite(copy / "visual_feature.h5", "avadataset", np.zeros((N, 10, 49, 512), np.float32))
+    _raises(copy, "visual_feature.h5", f"({N}, 10, 49, 512)", "(N, 10, 7, 7, 512)")
+
+
+def test_wrong_backbone_names_the_right_one(release):
+    msg = _raises(release, "visual_feature.h5", f"({N}, 10, 7, 7, 512)", "(N, 10, 7, 7, 2048)", features="resnet151")
+    assert "features='vgg19'" in msg
+
+
+def test_wrong_dtype(copy):
+    _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N, 10, 128), np.int32))
+    _raises(copy, "audio_feature.h5", "int32", "float32 or float64")
+
+
+def test_disagreeing_counts(copy):
+    _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N - 1, 10, 128), np.float32))
+    _raises(copy, "audio_feature.h5", f"holds {N - 1} samples", f"expected {N}", "visual_feature.h5")
+
+
+def test_disagreeing_counts_labels_and_weak_files(copy):
+    _rewrite(copy / "labels.h5", "avadataset", np.zeros((N + 1, 10, 29), np.float32))
+    _raises(copy, "labels.h5", f"({N + 1}, 10, 29)", f"({N}, 10, 29)")
+    (copy / "labels.h5").unlink()  # optional: fine without it
+    build_datasets(copy)
+    _rewrite(copy / "mil_labels.h5", "avadataset", np.zeros((N + 2, 29), np.float32))
+    _raises(copy, "mil_labels.h5", f"holds {N + 2} samples", f"expected {N}", setting="weak")
+
+
+def test_disagreeing_counts_noisy(copy):
+    a = _read(copy / "audio_feature_noisy.h5")
+    _rewrite(copy / "audio_feature_noisy.h5", "avadataset", np.concatenate([a, a]))
+    _raises(copy, "audio_feature_noisy.h5", f"holds {2 * M} samples", f"expected {M}", "labels_noisy.h5", setting="weak")
+
+
+def test_order_index_out_of_range(copy):
+    _rewrite(copy / "val_order.h5", "order", np.array([N], dtype=np.int64))
+    _raises(copy, "val_order.h5", "'order'", f"index {N}", f"[0, {N})")
+    _rewrite(copy / "val_order.h5", "order", np.array([-1], dtype=np.int64))
+    _raises(copy, "val_order.h5", "index -1")
+
+
+def test_order_overlap_and_float_order(copy):
+    test = _read(copy / "test_order.h5", "order")
+    _rewrite(copy / "val_order.h5", "order", test)
+    _raises(copy, "val_order.h5", "test_order.h5", "disjoint")
+    _rewrite(copy / "val_order.h5", "order", test.astype(np.float64))
+    _raises(copy, "val_order.h5", "float64", "integer")
+
+
+def test_mil_labels_disagree(copy):
+    mil = _read(copy / "mil_labels.h5")
+    mil = np.roll(mil, 1, axis=1)
+    _rewrite(copy / "mil_labels.h5", "avadataset", mil)
+    _raises(copy, "mil_labels.h5", "row 0", "agree", setting="weak")
+
+
+def test_not_hdf5_and_not_a_directory(copy):
+    (copy / "audio_feature.h5").write_text("not hdf5")
+    _raises(copy, "audio_feature.h5", "HDF5")
+    _raises(copy / "nowhere", "not a directory")
+
+
+def test_label_sources(copy):
+    """Annotations.txt in the directory wins; without it the shipped one (4143 rows) does not match
+    N=12, so labels come from labels.h5 ('auto') or an error names both counts ('annotations')."""
+    ref = build_datasets(copy)["train"]
+    labels = _read(copy / "labels.h5")
+    labels[0] = np.eye(29, dtype=np.float32)[[3] * 10]  # sample 0 now disagrees with the annotations
+    _rewrite(copy / "labels.h5", "avadataset", labels)
+    ds = build_datasets(copy)["train"]
+    assert torch.equal(ds.segment_labels, ref.segment_labels)  # annotations preferred
+    assert ds.label_source == "annotations" and ds.label_disagreements == [0] and ref.label_disagreements == []
+    file_ds = build_datasets(copy, labels="file")["train"]
+    (i,) = np.flatnonzero(file_ds.items[:, 1] == 0)  # new sample 0 is a train sample
+    assert (file_ds.segment_labels[i] == 3).all() and int(file_ds.video_labels[i]) == 3
+    assert not torch.equal(file_ds.segment_labels[i], ref.segment_labels[i])
+    others = np.arange(len(ref)) != i
+    assert torch.equal(file_ds.segment_labels[others], ref.segment_labels[others])
+    (copy / "Annotations.txt").unlink()
+    auto = build_datasets(copy)["train"]
+    assert torch.equal(auto.segment_labels, file_ds.segment_labels)
+    _raises(copy, "Annotations.txt", "holds 4143 samples", f"expected {N}", labels="annotations")
+    (copy / "labels.h5").unlink()
+    _raises(copy, "Annotations.txt", "4143", f"expected {N}")
+
+
+def test_float64_release_is_cast(copy):
+    v = _read(copy / "visual_feature.h5")
+    _rewrite(copy / "visual_feature.h5", "avadataset", v.astype(np.float64))
+    ds = build_datasets(copy)["val"]
+    vis = ds[0][0]
+    assert vis.dtype == torch.float32
+    assert np.array_equal(vis.numpy(), v[ds.items[0, 1]])
+
+
+def test_lazy_open_with_workers(release):
+    ds = build_datasets(release, setting="weak")["train"]
+    assert isinstance(ds, ReleaseAVE) and not ds.is_open  # validation closed everything
+    pickle.dumps(ds)
+    direct = [ds[i] for i in range(len(ds))]  # opens in this process
+    assert ds.is_open
+    clone = pickle.loads(pickle.dumps(ds))  # open handles are not pickled
+    assert not clone.is_open and clone._handles is None
+    ds.close()
+    assert not ds.is_open
+    got = []
+    loader = DataLoader(ds, batch_size=3, num_workers=2, shuffle=False, persistent_workers=False)
+    for _ in range(2):  # two epochs: workers reopen
+        got = [b for b in loader]
+    assert not ds.is_open  # the workers opened their own handles; the main process did not
+    cat = [torch.cat([b[k] for b in got]) for k in range(4)]
+    for k in range(4):
+        assert torch.equal(cat[k], torch.stack([d[k] for d in direct]))
+    # forked worker after the parent opened: the pid check makes the child reopen
+    ds[0]
+    assert ds.is_open
+    got2 = [b for b in DataLoader(ds, batch_size=4, num_workers=2)]
+    assert torch.equal(torch.cat([b[0] for b in got2]), cat[0])

@@ -1,0 +1,162 @@
+"""Fused Triton attention on a CUDA GPU: compiled kernels, real sizes, bfloat16 included.
+
+Axis legend: b batch, q query steps, k_i steps of memory source i, h heads, d head dim.
+
+Same checks as ``tests/test_triton_attention.py`` (which runs the interpreter on CPU): forward
+and every gradient against ``reference_attention`` in float64, judged by the flash-attention
+rule |triton - ref64| <= 2 * |torch_same_dtype - ref64| + atol (maxima over each tensor);
+NaN-poisoned output buffers; masks with fully padded rows; strided views; more sources than
+one launch; determinism; ``torch.compile(fullgraph=True)`` with Inductor.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import pytest
+import torch
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (the CPU interpreter checks are in test_triton_attention.py)"),
+    pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="Triton is not installed"),
+]
+
+if torch.cuda.is_available() and importlib.util.find_spec("triton") is not None:
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("TRITON_INTERPRET=1 is set: the GPU tests need compiled kernels", allow_module_level=True)
+    import avattn.kernels.cmra_op as OP
+    from avattn.kernels import cmra_fwd
+
+    if cmra_fwd.INTERPRETED:
+        pytest.skip("the kernels were imported under TRITON_INTERPRET=1 in this process", allow_module_level=True)
+else:
+    OP = None
+
+from avattn.functional import cmra_attention  # noqa: E402
+from avattn.functional.reference import reference_attention  # noqa: E402
+
+DEV = "cuda"
+ATOL = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def _inputs(b, tq, lengths, h, d, dtype, masks=None):
+    q = torch.randn(b, tq, h, d, dtype=dtype, device=DEV)
+    ks = [torch.randn(b, t, h, d, dtype=dtype, device=DEV) for t in lengths]
+    vs = [torch.randn(b, t, h, d, dtype=dtype, device=DEV) for t in lengths]
+    out_masks = None
+    if masks is not None:
+        out_masks = []
+        for kind, t in zip(masks, lengths):
+            if kind is None:
+                out_masks.append(None)
+                continue
+            m = torch.rand(b, t, device=DEV) < 0.4
+            if kind == "full_row":
+                m[1] = True
+            out_masks.append(m)
+    return q, ks, vs, out_masks
+
+
+def _leaves(q, ks, vs, dtype):
+    cast = lambda t: t.detach().to(dtype).requires_grad_(True)  # noqa: E731
+    return cast(q), [cast(k) for k in ks], [cast(v) for v in vs]
+
+
+def _run(fn, q, ks, vs, masks, dout):
+    out = fn(q, ks, vs, masks)
+    out.backward(dout.to(out.dtype))
+    return [out.detach()] + [t.grad for t in (q, *ks, *vs)]
+
+
+def _reference(q, ks, vs, masks):
+    return reference_attention(q, ks, vs, masks)[0]
+
+
+def _triton(q, ks, vs, masks):
+    return OP.cmra_attention_triton(q, ks, vs, masks, None)
+
+
+def _check(q, ks, vs, masks, dtype):
+    dout = torch.randn(q.shape, dtype=torch.float64, device=DEV)
+    prior, OP.POISON_OUTPUTS = OP.POISON_OUTPUTS, True
+    try:
+        got = _run(_triton, *_leaves(q, ks, vs, dtype), masks, dout)
+    finally:
+        OP.POISON_OUTPUTS = prior
+    same = _run(_reference, *_leaves(q, ks, vs, dtype), masks, dout)
+    ref64 = _run(_reference, *_leaves(q, ks, vs, torch.float64), masks, dout)
+    n = len(ks)
+    names = ["out", "dq"] + [f"dk[{i}]" for i in range(n)] + [f"dv[{i}]" for i in range(n)]
+    for name, g, s, r in zip(names, got, same, ref64):
+        assert torch.isfinite(g).all(), f"{name}: non-finite values (unwritten or NaN)"
+        err = (g.double() - r).abs().max().item()
+        ref_err = (s.double() - r).abs().max().item()
+        assert err <= 2 * ref_err + ATOL[dtype], f"{name}: {err:.3e} > 2 * {ref_err:.3e} + {ATOL[dtype]:.0e}"
+    return got
+
+
+DTYPES = [torch.bfloat16, torch.float16, torch.float32]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "b, tq, lengths, h, d, masks",
+    [
+        pytest.param(512, 10, [10, 10], 4, 64, None, id="ave"),
+        pytest.param(512, 10, [10, 10], 4, 64, ["random", "full_row"], id="ave-masked"),
+        pytest.param(64, 1, [1, 37, 5], 2, 128, None, id="tq1-3src-d128"),
+        pytest.param(16, 37, [37, 13, 1], 2, 32, ["full_row", "full_row", "full_row"], id="odd-fullmask"),
+        pytest.param(8, 29, [300, 77], 3, 80, ["random", None], id="d80-pad"),
+        pytest.param(2, 1024, [1024, 2048], 4, 64, None, id="long"),
+        pytest.param(2, 10, [4096, 1000], 4, 64, ["random", None], id="short-q-long-k"),
+    ],
+)
+def test_matches_float64_reference(b, tq, lengths, h, d, masks, dtype):
+    q, ks, vs, m = _inputs(b, tq, lengths, h, d, dtype, masks)
+    got = _check(q, ks, vs, m, dtype)
+    if masks is not None and all(kind == "full_row" for kind in masks):
+        assert all((g[1] == 0).all() for g in got)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_projection_views_and_many_sources(dtype):
+    b, t, h, d = 64, 10, 4, 64
+    x = torch.randn(b, t, h * d, dtype=dtype, device=DEV)
+    kv = torch.randn(b, t, 2, h, d, dtype=dtype, device=DEV)  # fused kv projection output
+    q = x.view(b, t, h, d)
+    _check(q, [kv[:, :, 0]], [kv[:, :, 1]], None, dtype)
+    q, ks, vs, m = _inputs(4, 7, [3, 9, 1, 17, 5, 2], 2, 64, dtype, ["random"] * 6)
+    _check(q, ks, vs, m, dtype)
+
+
+def test_deterministic_backward():
+    q, ks, vs, m = _inputs(256, 10, [10, 10], 4, 64, torch.bfloat16, ["random", None])
+    dout = torch.randn(q.shape, dtype=torch.float64, device=DEV)
+    a = _run(_triton, *_leaves(q, ks, vs, torch.bfloat16), m, dout)
+    b = _run(_triton, *_leaves(q, ks, vs, torch.bfloat16), m, dout)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_functional_api_and_auto():
+    q, ks, vs, m = _inputs(32, 10, [10, 10], 4, 64, torch.bfloat16, ["random", None])
+    out = cmra_attention(q, ks, vs, key_padding_masks=m, backend="triton")
+    ref = cmra_attention(q.double(), [k.double() for k in ks], [v.double() for v in vs], key_padding_masks=m, backend="reference")
+    assert (out.double() - ref).abs().max().item() < 3e-2
+    from avattn.functional import select_backend
+
+    assert select_backend("auto", q, ks, vs, m, 0.0, False) == "triton"
+
+
+def test_torch_compile_inductor_fullgraph():
+    q, ks, vs, m = _inputs(64, 10, [10, 10], 4, 64, torch.float16, ["random", None])
+
+    def loss(q, ks, vs, m):
+        return OP.cmra_attention_triton(q, ks, vs, m, None).float().square().sum()
+
+    eager = _run(lambda *a: loss(*a)[None], *_leaves(q, ks, vs, torch.float16), m, torch.ones(1, device=DEV))
+    compiled = torch.compile(loss, fullgraph=True)
+    got = _run(lambda *a: compiled(*a)[None], *_leaves(q, ks, vs, torch.float16), m, torch.ones(1, device=DEV))
+    for g, e in zip(got, eager):
+        torch.testing.assert_close(g, e, rtol=1e-3, atol=1e-3)
