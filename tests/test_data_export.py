@@ -23,7 +23,9 @@ N = 20
 def test_round_trip(tmp_path, dtype, features):
     n = N if features == "vgg19" else 6
     out = tmp_path / "ave"
-    info = export.export_synthetic(out, num_videos=n, features=features, dtype=dtype, seed=5, difficulty=1.5, progress=False)
+    info = export.export_synthetic(
+        out, num_videos=n, features=features, dtype=dtype, seed=5, difficulty=1.5, progress=False
+    )
     meta = load_meta()
     # the exact release layout, with the declared dtypes
     C = 512 if features == "vgg19" else 2048

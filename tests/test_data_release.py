@@ -127,7 +127,9 @@ def test_disagreeing_counts_labels_and_weak_files(copy):
 def test_disagreeing_counts_noisy(copy):
     a = _read(copy / "audio_feature_noisy.h5")
     _rewrite(copy / "audio_feature_noisy.h5", "avadataset", np.concatenate([a, a]))
-    _raises(copy, "audio_feature_noisy.h5", f"holds {2 * M} samples", f"expected {M}", "labels_noisy.h5", setting="weak")
+    _raises(
+        copy, "audio_feature_noisy.h5", f"holds {2 * M} samples", f"expected {M}", "labels_noisy.h5", setting="weak"
+    )
 
 
 def test_order_index_out_of_range(copy):
@@ -214,3 +216,17 @@ def test_lazy_open_with_workers(release):
     assert ds.is_open
     got2 = [b for b in DataLoader(ds, batch_size=4, num_workers=2)]
     assert torch.equal(torch.cat([b[0] for b in got2]), cat[0])
+
+
+def test_reopens_in_a_new_process(release):
+    """Handles belong to the process that opened them: another pid (a forked worker) reopens."""
+    import os
+
+    ds = build_datasets(release)["val"]
+    ds[0]
+    first = ds._handles
+    assert ds._pid == os.getpid()
+    ds._pid = -1  # as seen from a forked child
+    assert not ds.is_open
+    ds[0]
+    assert ds._handles is not first and ds._pid == os.getpid()

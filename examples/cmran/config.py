@@ -68,8 +68,10 @@ class ModelConfig:
     cmra: relation-aware module variant (cmran only): cmra | none | self | co | feature_concat.
     visual_attention: agsca | agva | average (cmran only; baselines fix their own).
     interaction: AV-interaction variant (cmran only): cmra | none | self.
-    itr_layers: L, the ITR depth (0..4 in the paper's table; also the baselines' encoder depth).
-    interaction_heads: None = 4 supervised / 2 weak.
+    itr_layers: L, the ITR depth (0..4 in the paper's table; also the baselines' encoder depth);
+        None = 2 where an ITR is built, and it must stay None where none is (cmra none/self).
+    interaction_heads: None = 4 supervised / 2 weak where the AV-interaction attention is built;
+        must stay None where it is not (interaction none, baselines).
     """
 
     setting: str = "supervised"
@@ -78,7 +80,7 @@ class ModelConfig:
     cmra: str | None = None
     visual_attention: str | None = None
     interaction: str | None = None
-    itr_layers: int = 2
+    itr_layers: int | None = None
     num_heads: int = 4
     interaction_heads: int | None = None
     d_model: int = 256
@@ -109,13 +111,25 @@ class ModelConfig:
                         f"{name}={getattr(self, name)!r} is an ablation of arch='cmran' and does not apply to "
                         f"the baseline arch={self.arch!r} (leave it unset)"
                     )
-        if self.interaction_heads is None:
-            _set(self, "interaction_heads", INTERACTION_HEADS[self.setting])
-        _int("itr_layers", self.itr_layers, 0, 16)
+        uses_itr = self.arch != "cmran" or self.cmra in ("cmra", "co", "feature_concat")
+        uses_interaction_attention = self.arch == "cmran" and self.interaction != "none"
+        for name, used, default, why in (
+            ("itr_layers", uses_itr, 2, f"cmra={self.cmra!r} builds no ITR"),
+            ("interaction_heads", uses_interaction_attention, INTERACTION_HEADS[self.setting],
+             f"arch={self.arch!r}, interaction={self.interaction!r} has no interaction attention"),
+        ):
+            if used and getattr(self, name) is None:
+                _set(self, name, default)
+            elif not used and getattr(self, name) is not None:
+                raise ConfigError(f"{name}={getattr(self, name)!r} has no effect: {why} (leave it unset)")
+        if self.itr_layers is not None:
+            _int("itr_layers", self.itr_layers, 0, 16)
         _int("d_model", self.d_model, 1)
         _int("ffn_dim", self.ffn_dim, 1)
         _int("visual_proj_dim", self.visual_proj_dim, 1)
         for name in ("num_heads", "interaction_heads"):
+            if getattr(self, name) is None:
+                continue
             _int(name, getattr(self, name), 1)
             if self.d_model % getattr(self, name):
                 raise ConfigError(f"d_model={self.d_model} must be divisible by {name}={getattr(self, name)}")

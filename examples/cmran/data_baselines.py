@@ -6,8 +6,9 @@ Axis legend: N videos, T=10 segments, S=N*T segments, C visual channels, A=128 a
 
 Per-segment models predicting the 29-way segment label: majority class, audio-only MLP,
 visual-only MLP (spatial average of the 7x7 map), audio+visual MLP (concatenation), one
-temporal-context baseline (audio+visual concatenated with the video's mean over time), and one
-audio-guided spatial attention baseline (AGVA-like pooling of the 49 cells, then the MLP). Features
+temporal-context baseline (audio+visual concatenated with the video's mean over time), and an
+audio-guided spatial attention baseline (AGVA-like pooling of the 49 cells, then the MLP), without
+and with the same temporal context. Features
 are extracted once (the generator is deterministic per sample, so every epoch would see the same
 bytes), then the MLPs train on the cached per-segment features (the attention baseline reads the
 full maps through a DataLoader). Model selection on val; test is
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -81,13 +81,17 @@ class AudioGuidedAttention(nn.Module):
     """Per segment: softmax over the 49 cells of w^T tanh(W_v v_i + W_a a) (AGVA-like), the
     attended cell mixture concatenated with the audio, then the same MLP head as the others."""
 
-    def __init__(self, c: int, mu: torch.Tensor, sd: torch.Tensor, hidden: int = 256, k: int = 64):
+    def __init__(
+        self, c: int, mu: torch.Tensor, sd: torch.Tensor, hidden: int = 256, k: int = 64, context: bool = False
+    ):
         super().__init__()
+        self.context = context  # also feed the video's mean over time of (audio, attended visual)
         self.register_buffer("mu", mu)  # (A + C,) input standardization (audio, pooled visual)
         self.register_buffer("sd", sd)
         self.a_dim = mu.shape[0] - c
         self.wv, self.wa, self.w = nn.Linear(c, k), nn.Linear(self.a_dim, k), nn.Linear(k, 1)
-        self.head = nn.Sequential(nn.Linear(mu.shape[0], hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, NUM_CLASSES))
+        f = mu.shape[0] * (2 if context else 1)
+        self.head = nn.Sequential(nn.Linear(f, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, NUM_CLASSES))
 
     def forward(self, vis: torch.Tensor, aud: torch.Tensor) -> torch.Tensor:
         # vis (B, T, H, W, C) -> (B, T, P, C); aud (B, T, A) -> logits (B, T, K)
@@ -97,20 +101,24 @@ class AudioGuidedAttention(nn.Module):
         z = self.w(torch.tanh(self.wv(vs) + self.wa(a)[:, :, None])).squeeze(-1)  # (B, T, P)
         pooled = (z.softmax(-1)[..., None] * v).sum(2)  # (B, T, C)
         x = (torch.cat([aud, pooled], -1) - self.mu) / self.sd
+        if self.context:
+            x = torch.cat([x, x.mean(1, keepdim=True).expand_as(x)], -1)
         return self.head(x)
 
 
-def train_attention(splits, mu, sd, epochs: int, workers: int, seed: int = 0, lr: float = 1e-3):
+def train_attention(splits, mu, sd, epochs: int, workers: int, seed: int = 0, lr: float = 1e-3, context: bool = False):
     """Audio-guided attention baseline, trained on full 7x7 maps generated on the fly."""
     torch.manual_seed(seed)
     c = splits["train"][0][0].shape[-1]
-    net = AudioGuidedAttention(c, mu, sd)
+    net = AudioGuidedAttention(c, mu, sd, context=context)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     best, best_ep = None, -1
     for ep in range(epochs):
         net.train()
-        for vis, aud, seg, _ in DataLoader(splits["train"], batch_size=32, shuffle=True, num_workers=workers, generator=gen):
+        for vis, aud, seg, _ in DataLoader(
+            splits["train"], batch_size=32, shuffle=True, num_workers=workers, generator=gen
+        ):
             loss = nn.functional.cross_entropy(net(vis, aud).flatten(0, 1), seg.flatten())
             opt.zero_grad()
             loss.backward()
@@ -162,8 +170,13 @@ def main(args: argparse.Namespace) -> int:
     rows = []
     counts = torch.bincount(y["train"], minlength=NUM_CLASSES)
     maj = int(counts.argmax())
-    rows.append(("majority (" + ("background" if maj == BACKGROUND else f"class {maj}") + ")",
-                 {k: (y[k] == maj).float().mean().item() for k in ("val", "test")}, 0))
+    rows.append(
+        (
+            "majority (" + ("background" if maj == BACKGROUND else f"class {maj}") + ")",
+            {k: (y[k] == maj).float().mean().item() for k in ("val", "test")},
+            0,
+        )
+    )
     for kind in ("audio", "visual", "audio+visual", "audio+visual+context"):
         x = {k: _inputs(kind, f[0], f[1]).reshape(len(y[k]), -1) for k, f in feats.items()}
         evals = {k: (x[k], y[k]) for k in ("val", "test")}
@@ -171,10 +184,14 @@ def main(args: argparse.Namespace) -> int:
         rows.append((kind + " MLP", acc, ep))
     if not args.no_attention:
         x = torch.cat([feats["train"][0], feats["train"][1]], -1).flatten(0, 1)
-        t1 = time.time()
-        acc, ep = train_attention(splits, x.mean(0), x.std(0) + 1e-5, args.epochs, args.workers, args.train_seed)
-        rows.append(("audio+visual, audio-guided attention over the 49 cells", acc, ep))
-        print(f"attention baseline trained in {time.time() - t1:.1f}s")
+        for context in (False, True):
+            t1 = time.time()
+            acc, ep = train_attention(
+                splits, x.mean(0), x.std(0) + 1e-5, args.epochs, args.workers, args.train_seed, context=context
+            )
+            name = "audio+visual, audio-guided attention over the 49 cells" + (" + context" if context else "")
+            rows.append((name + " MLP", acc, ep))
+            print(f"{name}: trained in {time.time() - t1:.1f}s")
     d = "default (1.0)" if args.difficulty is None else f"{args.difficulty:g}"
     print(f"\nsynthetic AVE, features={args.features}, seed={args.seed}, difficulty={d}, epochs={args.epochs}")
     print("| baseline | val acc (%) | test acc (%) | best epoch |\n| --- | --- | --- | --- |")

@@ -103,7 +103,9 @@ def _write_features(path_v: Path, path_a: Path, ids, sample_fn, channels: int, d
 
     n = len(ids)
     with _AtomicH5(path_v) as fv, _AtomicH5(path_a) as fa:
-        dv = fv.create_dataset("avadataset", (n, NUM_SEGMENTS, 7, 7, channels), dtype=dtype, chunks=(1, NUM_SEGMENTS, 7, 7, channels))
+        dv = fv.create_dataset(
+            "avadataset", (n, NUM_SEGMENTS, 7, 7, channels), dtype=dtype, chunks=(1, NUM_SEGMENTS, 7, 7, channels)
+        )
         da = fa.create_dataset("avadataset", (n, NUM_SEGMENTS, 128), dtype=dtype)
         with tqdm(total=n, desc=desc, unit="video", disable=not progress) as bar:
             for b0 in range(0, n, BLOCK):
@@ -152,8 +154,14 @@ def export_synthetic(
 
     _write_features(out / "visual_feature.h5", out / "audio_feature.h5", orig, gen.sample, C, dtype, "videos", progress)
     _write_features(
-        out / "visual_feature_noisy.h5", out / "audio_feature_noisy.h5", noisy, gen.noisy_sample, C, dtype,
-        "background videos", progress,
+        out / "visual_feature_noisy.h5",
+        out / "audio_feature_noisy.h5",
+        noisy,
+        gen.noisy_sample,
+        C,
+        dtype,
+        "background videos",
+        progress,
     )
     info = {
         "generator": "examples.cmran.data.synthetic",
@@ -174,19 +182,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--num-videos", type=int, default=None, help="export N videos (default: all 4143)")
     parser.add_argument("--features", default="vgg19", choices=sorted(FEATURE_DIMS))
-    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="the real release is float64")
+    parser.add_argument(
+        "--dtype", default="float32", choices=["float32", "float64"], help="the real release is float64"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--difficulty", type=float, default=None, help="default: 1.0")
 
 
 def main(args: argparse.Namespace) -> int:
     info = export_synthetic(args.out, args.num_videos, args.features, args.dtype, args.seed, args.difficulty)
-    print(f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}")
+    print(
+        f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}"
+    )
     print(f"train on it with: python -m examples.cmran train --data {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m examples.cmran.export", description="Export synthetic AVE in the real release layout.")
+    p = argparse.ArgumentParser(
+        prog="python -m examples.cmran.export", description="Export synthetic AVE in the real release layout."
+    )
     add_arguments(p)
     raise SystemExit(main(p.parse_args()))

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -107,13 +106,13 @@ class CMRAN(nn.Module):
         self.audio_encoder = self.video_encoder = None
         if cfg.arch == "cmran":
             self.audio_relation = RelationAwareModule(
-                AUDIO_DIM, visual_dim, e, variant=cfg.cmra, itr_layers=cfg.itr_layers, **layer_kw
+                AUDIO_DIM, visual_dim, e, variant=cfg.cmra, itr_layers=cfg.itr_layers or 0, **layer_kw
             )
             self.video_relation = RelationAwareModule(
-                visual_dim, AUDIO_DIM, e, variant=cfg.cmra, itr_layers=cfg.itr_layers, **layer_kw
+                visual_dim, AUDIO_DIM, e, variant=cfg.cmra, itr_layers=cfg.itr_layers or 0, **layer_kw
             )
             self.interaction = AudioVideoInteraction(
-                e, cfg.interaction_heads, variant=cfg.interaction, dropout=cfg.dropout, backend=cfg.backend, **kw
+                e, cfg.interaction_heads or 1, variant=cfg.interaction, dropout=cfg.dropout, backend=cfg.backend, **kw
             )
         else:
             enc_kw = {"num_layers": cfg.itr_layers, **layer_kw}
@@ -209,5 +208,6 @@ def describe(model: CMRAN) -> str:
     parts = [f"arch={c.arch}", f"setting={c.setting}", f"features={c.features}"]
     if c.arch == "cmran":
         parts += [f"cmra={c.cmra}", f"visual_attention={c.visual_attention}", f"interaction={c.interaction}"]
-    parts.append(f"itr_layers={c.itr_layers}")
+    if c.itr_layers is not None:
+        parts.append(f"itr_layers={c.itr_layers}")
     return f"CMRAN({', '.join(parts)}): {count_parameters(model):,} parameters ({count_parameters(model) / 1e6:.2f} M)"

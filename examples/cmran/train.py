@@ -90,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cmra", default=None, choices=CMRA_CHOICES, help="relation-aware module variant (default cmra)")
     g.add_argument("--visual-attention", default=None, choices=VISUAL_ATTENTIONS, help="default agsca")
     g.add_argument("--interaction", default=None, choices=INTERACTION_CHOICES, help="AV interaction (default cmra)")
-    g.add_argument("--itr-layers", type=int, default=2, help="ITR depth L")
+    g.add_argument("--itr-layers", type=int, default=None, help="ITR depth L (default 2)")
     g.add_argument("--interaction-heads", type=int, default=None, help="default 4 supervised / 2 weak")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout in the relation layers")
     g.add_argument("--visual-dropout", type=float, default=0.2, help="dropout after the visual pre-projection")

@@ -58,15 +58,16 @@ def plot_agsca(path: Path, spatial: torch.Tensor, truth, pred, names, title: str
 
     t_len = spatial.shape[0]
     fig, axes = plt.subplots(1, t_len, figsize=(1.7 * t_len, 2.6), constrained_layout=True)
-    vmax = float(spatial.max())
+    # one colour scale per video; tanh bounds the logits, so M_s stays within e^{+-2} of uniform (1/49)
+    vmin, vmax = float(spatial.min()), float(spatial.max())
     for t, ax in enumerate(axes):
-        im = ax.imshow(spatial[t].numpy(), cmap="jet", vmin=0.0, vmax=vmax, interpolation="nearest")
+        im = ax.imshow(spatial[t].numpy(), cmap="jet", vmin=vmin, vmax=vmax, interpolation="nearest")
         ok = int(truth[t]) == int(pred[t])
         ax.set_title(f"t={t + 1}\nGT {_short(names[int(truth[t])])}\npred {_short(names[int(pred[t])])}",
                      fontsize=7, color="black" if ok else "red")
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(im, ax=axes, shrink=0.8, label="M_s")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="M_s (uniform = 1/49 = 0.020)")
     fig.suptitle(title, fontsize=9)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -79,7 +80,8 @@ def plot_relations(path: Path, panels: list[tuple[str, torch.Tensor, list[str]]]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), constrained_layout=True, squeeze=False)
     for ax, (name, w, mem_labels) in zip(axes[0], panels):
         t_len, k_len = w.shape
-        ax.imshow(w.numpy(), cmap="viridis", aspect="auto", vmin=0.0, interpolation="nearest")
+        im = ax.imshow(w.numpy(), cmap="viridis", aspect="auto", interpolation="nearest")
+        fig.colorbar(im, ax=ax, shrink=0.8)
         k = min(top_k, k_len)
         top = w.topk(k, dim=-1).indices
         for q in range(t_len):

@@ -74,7 +74,9 @@ def parse_annotation_lines(lines: list[str], path: str | os.PathLike, categories
         except ValueError:
             raise AVEDataError(f"{path}: line {lineno}: start/end {start!r}/{end!r} are not integers") from None
         if not (0 <= s <= e <= NUM_SEGMENTS):
-            raise AVEDataError(f"{path}: line {lineno}: found start={s}, end={e}, expected 0 <= start <= end <= {NUM_SEGMENTS}")
+            raise AVEDataError(
+                f"{path}: line {lineno}: found start={s}, end={e}, expected 0 <= start <= end <= {NUM_SEGMENTS}"
+            )
         out.append(Annotation(cat, vid, quality, s, e))
     return out
 

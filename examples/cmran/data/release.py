@@ -69,7 +69,9 @@ def _open_dataset(path: Path, key: str, what: str):
         raise AVEDataError(f"{path}: cannot be opened as HDF5 ({e}); expected {what}, dataset '{key}'") from None
     with f:
         if key not in f:
-            raise AVEDataError(f"{path}: no dataset '{key}' (found keys {sorted(f.keys())}); expected {what} under '{key}'")
+            raise AVEDataError(
+                f"{path}: no dataset '{key}' (found keys {sorted(f.keys())}); expected {what} under '{key}'"
+            )
         d = f[key]
         if not isinstance(d, h5py.Dataset):
             raise AVEDataError(f"{path}: '{key}' is a {type(d).__name__}, expected a dataset holding {what}")
@@ -133,7 +135,9 @@ class ReleaseInfo:
     label_disagreements: list[int] = field(default_factory=list)  # samples whose labels.h5 != annotations
 
 
-def validate_release(root: str | os.PathLike, features: str = "vgg19", setting: str = "supervised", labels: str = "auto") -> ReleaseInfo:
+def validate_release(
+    root: str | os.PathLike, features: str = "vgg19", setting: str = "supervised", labels: str = "auto"
+) -> ReleaseInfo:
     """Check every file of a release directory; return labels and orders. Raises AVEDataError.
 
     labels: "auto" (default) uses Annotations.txt (the directory's copy, else the shipped one when
@@ -149,9 +153,18 @@ def validate_release(root: str | os.PathLike, features: str = "vgg19", setting: 
     if labels not in LABEL_SOURCES:
         raise ValueError(f"labels must be one of {LABEL_SOURCES}, got {labels!r}")
     if not root.is_dir():
-        raise AVEDataError(f"{root}: not a directory (expected an AVE release directory holding {VISUAL}, {AUDIO}, ...)")
+        raise AVEDataError(
+            f"{root}: not a directory (expected an AVE release directory holding {VISUAL}, {AUDIO}, ...)"
+        )
     C = FEATURE_DIMS[features]
-    vshape = _check_array(root / VISUAL, FEATURE_KEY, f"{features} visual features", (None, T, GRID, GRID, C), True, _hint(root / VISUAL, features))
+    vshape = _check_array(
+        root / VISUAL,
+        FEATURE_KEY,
+        f"{features} visual features",
+        (None, T, GRID, GRID, C),
+        True,
+        _hint(root / VISUAL, features),
+    )
     N = vshape[0]
     ashape = _check_array(root / AUDIO, FEATURE_KEY, "VGGish audio features", (None, T, AUDIO_DIM), True)
     _check_count(root / AUDIO, FEATURE_KEY, ashape[0], N, VISUAL)
@@ -203,7 +216,9 @@ def validate_release(root: str | os.PathLike, features: str = "vgg19", setting: 
                 f"({bad.size} out of range), expected indices in [0, {N}) (N={N} from {VISUAL})"
             )
         if np.unique(order).size != order.size:
-            raise AVEDataError(f"{root / name}: dataset '{ORDER_KEY}' repeats sample indices, expected distinct indices")
+            raise AVEDataError(
+                f"{root / name}: dataset '{ORDER_KEY}' repeats sample indices, expected distinct indices"
+            )
         orders[split] = order
     for i, a in enumerate(SPLITS):
         for b in SPLITS[i + 1 :]:
@@ -228,11 +243,17 @@ def validate_release(root: str | os.PathLike, features: str = "vgg19", setting: 
         nl = _check_array(root / NOISY_LABELS, FEATURE_KEY, "background-only video labels", (None, NUM_CLASSES), True)
         M = nl[0]
         nv = _check_array(
-            root / NOISY_VISUAL, FEATURE_KEY, f"{features} visual features of background videos", (None, T, GRID, GRID, C), True,
+            root / NOISY_VISUAL,
+            FEATURE_KEY,
+            f"{features} visual features of background videos",
+            (None, T, GRID, GRID, C),
+            True,
             _hint(root / NOISY_VISUAL, features),
         )
         _check_count(root / NOISY_VISUAL, FEATURE_KEY, nv[0], M, NOISY_LABELS)
-        na = _check_array(root / NOISY_AUDIO, FEATURE_KEY, "audio features of background videos", (None, T, AUDIO_DIM), True)
+        na = _check_array(
+            root / NOISY_AUDIO, FEATURE_KEY, "audio features of background videos", (None, T, AUDIO_DIM), True
+        )
         _check_count(root / NOISY_AUDIO, FEATURE_KEY, na[0], M, NOISY_LABELS)
         info.num_noisy = M
         info.noisy_video_labels = _read(root / NOISY_LABELS, FEATURE_KEY).argmax(-1).astype(np.int64)
@@ -261,7 +282,11 @@ class ReleaseAVE(Dataset):
         self.items = np.concatenate(items)  # (n, 2): (0 = annotated / 1 = background video, index)
         self.segment_labels = torch.from_numpy(np.concatenate(seg).astype(np.int64))
         self.video_labels = torch.from_numpy(np.concatenate(vid).astype(np.int64))
-        self._files = (VISUAL, AUDIO, NOISY_VISUAL, NOISY_AUDIO) if info.setting == "weak" and split == "train" else (VISUAL, AUDIO)
+        self._files = (
+            (VISUAL, AUDIO, NOISY_VISUAL, NOISY_AUDIO)
+            if info.setting == "weak" and split == "train"
+            else (VISUAL, AUDIO)
+        )
         self._handles = None  # opened lazily, per process
         self._pid = None
 

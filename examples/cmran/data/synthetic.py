@@ -121,16 +121,16 @@ class SyntheticConfig:
 
     difficulty: float = 1.0
     visual_share: float = 0.55  # fraction of signature variance shared inside a visual group
-    audio_share: float = 0.55  # same for audio
-    object_strength: tuple[float, float] = (0.35, 1.0)  # per-video object amplitude (x signature RMS 1)
-    object_jitter: tuple[float, float] = (0.7, 1.3)  # per-segment factor on the object amplitude
-    noise_rms: float = 0.6  # visual noise tape RMS per cell
+    audio_share: float = 0.85  # same for audio
+    object_strength: tuple[float, float] = (0.3, 1.0)  # per-video object amplitude (x signature RMS 1)
+    object_jitter: tuple[float, float] = (0.3, 1.7)  # per-segment factor on the object amplitude
+    noise_rms: float = 0.8  # visual noise tape RMS per cell
     max_distractors: int = 2  # silent visible objects of other categories, 0..max per video
     p_distractor_same_group: float = 0.5
-    sound_level: tuple[float, float] = (0.25, 0.8)  # per-video event-sound level (x real frame norm)
-    sound_jitter: tuple[float, float] = (0.6, 1.4)  # per-segment factor on sound levels
-    p_audio_distractor: float = 0.3  # chance a video has an off-screen sound of another category
-    audio_distractor_level: tuple[float, float] = (0.2, 0.6)
+    sound_level: tuple[float, float] = (0.06, 0.4)  # per-video event-sound level (x real frame norm)
+    sound_jitter: tuple[float, float] = (0.2, 1.8)  # per-segment factor on sound levels
+    p_audio_distractor: float = 0.9  # chance a video has an off-screen sound of another category
+    audio_distractor_level: tuple[float, float] = (0.06, 0.4)
     # what an event video's background segments show: visible-but-silent / audible-but-off-screen / neither
     background_cases: tuple[float, float, float] = (0.4, 0.35, 0.25)
 
@@ -258,8 +258,10 @@ class SyntheticAVEGenerator:
         # other members of each category's visual / audio group
         cats = np.arange(NUM_EVENT_CLASSES)
         self._same_group = tuple(
-            tuple([int(c) for c in np.flatnonzero((g == g[k]) & (cats != k))] for k in cats) for g in (VISUAL_GROUP_OF, AUDIO_GROUP_OF)
+            tuple([int(c) for c in np.flatnonzero((g == g[k]) & (cats != k))] for k in cats)
+            for g in (VISUAL_GROUP_OF, AUDIO_GROUP_OF)
         )
+        self._roll_idx = (np.arange(T)[None, :] - np.arange(T)[:, None]) % T  # row r: shift by r
         # cell offsets of a 2x2 object whose top-left corner is (y, x), y, x in 0..5
         o = np.array([0, 1, GRID, GRID + 1])
         self._obj_cells = np.array([[y * GRID + x + o for x in range(GRID - 1)] for y in range(GRID - 1)])
@@ -284,7 +286,9 @@ class SyntheticAVEGenerator:
         allowed = [c for c in range(NUM_EVENT_CLASSES) if c != k and c not in exclude]
         return allowed[int(pick * len(allowed))]
 
-    def _compose(self, u: _Draws, k: int, visible: np.ndarray, audible: np.ndarray, real_audio: np.ndarray, latent: dict | None):
+    def _compose(
+        self, u: _Draws, k: int, visible: np.ndarray, audible: np.ndarray, real_audio: np.ndarray, latent: dict | None
+    ):
         """Features of a video whose own category is k, its object shown where ``visible`` (T,)
         and its sound played where ``audible`` (T,), over the real background audio (T, A).
         Fills ``latent`` (when given) with what was drawn."""
@@ -292,7 +296,7 @@ class SyntheticAVEGenerator:
         # scene crop (the camera pans by <= 1 cell per segment) + a window of the noise tape
         scene = int(u.one() * self.N_SCENES) * self.SCENE * self.SCENE
         steps = (u.take(2 * T) * 3).astype(np.int64).reshape(T, 2) - 1
-        pan = np.clip((u.take(2) * 3).astype(np.int64) + np.cumsum(steps, axis=0), 0, 2)  # (T, 2) crop offset
+        pan = np.minimum(np.maximum((u.take(2) * 3).astype(np.int64) + steps.cumsum(0), 0), 2)  # (T, 2) crop offset
         vis = np.take(self.scenes, (scene + self._pan_idx[pan[:, 0], pan[:, 1]]).reshape(-1), axis=0)
         off = int(u.one() * (self.noise_tape.shape[0] - T * P + 1))
         vis += self.noise_tape[off : off + T * P]
@@ -308,7 +312,7 @@ class SyntheticAVEGenerator:
         shown = np.concatenate([u.take(n_d * T).reshape(n_d, T) < 0.8, visible[None]], 0)
         start = (u.take(2 * L) * (GRID - 1)).astype(np.int64).reshape(L, 1, 2)
         steps = (u.take(2 * L * T) * 3).astype(np.int64).reshape(L, T, 2) - 1
-        pos = np.clip(start + np.cumsum(steps, axis=1), 0, GRID - 2)  # (L, T, 2) top-left cell
+        pos = np.minimum(np.maximum(start + steps.cumsum(1), 0), GRID - 2)  # (L, T, 2) top-left cell
         lo, hi = cfg.object_strength
         jlo, jhi = cfg.object_jitter
         gain = (lo + (hi - lo) * u.take(L))[:, None] * (jlo + (jhi - jlo) * u.take(L * T).reshape(L, T))
@@ -324,9 +328,16 @@ class SyntheticAVEGenerator:
 
         # audio: real background + the own sound where audible + maybe an off-screen sound of another category
         if latent is not None:
-            latent.update(category=k, visible=visible, audible=audible, distractors=cats[:-1],
-                          distractor_visible=shown[:-1], positions=pos, audio_distractor=None,
-                          audio_distractor_segments=np.zeros(T, dtype=bool))
+            latent.update(
+                category=k,
+                visible=visible,
+                audible=audible,
+                distractors=cats[:-1],
+                distractor_visible=shown[:-1],
+                positions=pos,
+                audio_distractor=None,
+                audio_distractor_segments=np.zeros(T, dtype=bool),
+            )
         aud = real_audio.copy()
         lo, hi = cfg.sound_level
         jlo, jhi = cfg.sound_jitter
@@ -364,7 +375,7 @@ class SyntheticAVEGenerator:
         case = self._cases(u)
         # noise floor: a real background recording (random video, random circular time shift)
         j = int(u.one() * self.meta.num_noisy)
-        real = np.roll(self.real_audio[j], int(u.one() * T), axis=0)
+        real = self.real_audio[j][self._roll_idx[int(u.one() * T)]]  # circular shift in time
         info = {} if latent else None
         out = self._compose(u, k, event | (case == 0), event | (case == 1), real, info)
         return (*out, info) if latent else out
@@ -414,4 +425,9 @@ class SyntheticAVE(Dataset):
         stream, idx = self.items[i]
         g = self.generator
         vis, aud = g.sample(int(idx)) if stream == STREAM_ANNOTATED else g.noisy_sample(int(idx))
-        return torch.from_numpy(vis), torch.from_numpy(aud), self.segment_labels[i].clone(), self.video_labels[i].clone()
+        return (
+            torch.from_numpy(vis),
+            torch.from_numpy(aud),
+            self.segment_labels[i].clone(),
+            self.video_labels[i].clone(),
+        )
