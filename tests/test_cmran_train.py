@@ -141,6 +141,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tmp_pa
     code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--out", out, "--resume")
     assert code == 0, err
     assert [r["epoch"] for r in records(out / "metrics.jsonl")] == [1, 2]
+    # --overwrite starts afresh: the old run's files go; a NaN at the first step leaves no checkpoint
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--out", out, "--overwrite", "--debug-nan-at-step", "1")
+    assert code == 1 and "no checkpoint was written yet" in err
+    assert not any((out / n).exists() for n in ("last.pt", "best.pt", "result.json"))
+    assert records(out / "metrics.jsonl") == []
+
+
+def test_resume_into_another_directory(capsys, tmp_path, two_epochs):
+    out = tmp_path / "elsewhere"
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "3", "--out", out, "--resume", two_epochs / "last.pt")
+    assert code == 0, err
+    assert [r["epoch"] for r in records(out / "metrics.jsonl")] == [1, 2, 3]
+    assert load_checkpoint(out / "best.pt")["epoch"] == json.loads((out / "result.json").read_text())["best_epoch"]
+    assert load_checkpoint(two_epochs / "last.pt")["epoch"] == 2  # the source run is untouched
 
 
 def test_corrupt_or_mismatched_checkpoints_give_clear_errors(capsys, tmp_path, two_epochs):

@@ -19,7 +19,7 @@ SUBCOMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m examples.cmran", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m examples.cmran", description="CMRAN on AVE: train, evaluate, visualize, export synthetic data.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

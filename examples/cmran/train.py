@@ -37,6 +37,7 @@ from .checkpoint import (
     FORMAT,
     VERSION,
     CheckpointError,
+    atomic_write,
     check_resumable,
     load_checkpoint,
     load_model_state,
@@ -239,6 +240,13 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
 
     if master:
         out.mkdir(parents=True, exist_ok=True)
+        if resume is None:  # a fresh start (--overwrite): no stale files of an earlier run
+            for name in ("last.pt", "best.pt", "result.json", "metrics.jsonl"):
+                (out / name).unlink(missing_ok=True)
+        elif not (out / "best.pt").exists() and (Path(resume).parent / "best.pt").is_file():
+            # resuming into another directory: bring the run's best checkpoint along
+            best_bytes = (Path(resume).parent / "best.pt").read_bytes()
+            atomic_write(out / "best.pt", lambda f: f.write(best_bytes))
         write_json(out / "config.json", {"model": model_cfg.to_dict(), "train": cfg.to_dict(),
                                          "world_size": world_size, "parameters": n_params})
         write_jsonl(out / "metrics.jsonl", history)
@@ -327,6 +335,8 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
     # ---- test the best checkpoint, once ----
     if world_size > 1:
         dist.barrier()  # best.pt is on disk
+    if not (out / "best.pt").is_file():
+        raise CheckpointError(f"{out / 'best.pt'} is missing: no epoch of this run was scored on val")
     best = load_checkpoint(out / "best.pt")
     load_model_state(model, best["model"], out / "best.pt")
     test_acc, n_segments = evaluate_accuracy(model, splits["test"], device=device, amp=cfg.amp,
