@@ -1,6 +1,6 @@
 # avattn: `make demo` (main job), `make test` (tests), `make bench` (CPU benchmarks). Each sets up first.
 PY := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin/python,.venv/bin/python)
-DEMO_ARGS ?= --data synthetic --setting supervised --epochs 3 --out runs/demo
+DEMO_ARGS ?= --data synthetic --setting supervised --epochs 2 --out runs/demo --overwrite
 
 .PHONY: setup demo test bench lint clean
 setup:

@@ -3,6 +3,7 @@
 from .agsca import AGSCA, AGSCAWeights, AudioGuidedChannelAttention, AudioGuidedSpatialAttention
 from .agva import AGVA, SpatialAverage
 from .av_interaction import INTERACTION_VARIANTS, AudioVideoInteraction
+from .dropout import BitDropout, bit_dropout
 from .cmra import AttentionMaps, CrossModalRelationAttention, FeatureConcatCMRA
 from .heads import SupervisedLocalizationHead, SupervisedOutput, WeakLocalizationHead, WeakOutput
 from .relation_aware import CMRA_VARIANTS, RelationAwareModule
@@ -17,6 +18,7 @@ __all__ = [
     "AudioGuidedChannelAttention",
     "AudioGuidedSpatialAttention",
     "AudioVideoInteraction",
+    "BitDropout",
     "CMRA_VARIANTS",
     "CrossModalRelationAttention",
     "FeatureConcatCMRA",
@@ -30,4 +32,5 @@ __all__ = [
     "SupervisedOutput",
     "WeakLocalizationHead",
     "WeakOutput",
+    "bit_dropout",
 ]

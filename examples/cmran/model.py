@@ -31,6 +31,7 @@ from avattn import (
     AGVA,
     AttentionMaps,
     AudioVideoInteraction,
+    BitDropout,
     InternalTemporalRelation,
     RelationAwareModule,
     SpatialAverage,
@@ -87,7 +88,7 @@ class CMRAN(nn.Module):
         if cfg.uses_visual:
             if cfg.visual_proj:
                 self.visual_proj = nn.Sequential(
-                    nn.Linear(cfg.visual_dim, cfg.visual_proj_dim, **kw), nn.ReLU(), nn.Dropout(cfg.visual_dropout)
+                    nn.Linear(cfg.visual_dim, cfg.visual_proj_dim, **kw), nn.ReLU(), BitDropout(cfg.visual_dropout)
                 )
                 visual_dim = cfg.visual_proj_dim
             kind = {"audio_visual_agva": "agva", "audio_visual": "average", "visual_only": "average"}.get(

