@@ -3,8 +3,8 @@
 from .agsca import AGSCA, AGSCAWeights, AudioGuidedChannelAttention, AudioGuidedSpatialAttention
 from .agva import AGVA, SpatialAverage
 from .av_interaction import INTERACTION_VARIANTS, AudioVideoInteraction
-from .dropout import BitDropout, bit_dropout
 from .cmra import AttentionMaps, CrossModalRelationAttention, FeatureConcatCMRA
+from .dropout import BitDropout, bit_dropout
 from .heads import SupervisedLocalizationHead, SupervisedOutput, WeakLocalizationHead, WeakOutput
 from .relation_aware import CMRA_VARIANTS, RelationAwareModule
 from .relation_layer import FeedForward, RelationLayer
