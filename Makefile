@@ -13,7 +13,8 @@ test: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 bench: setup
-	$(PY) -m pytest -q benchmarks --benchmark-only --benchmark-columns=median,iqr,ops --benchmark-sort=name
+	$(PY) -m pytest -q benchmarks/bench_attention_cpu.py --benchmark-only --benchmark-columns=median,iqr --benchmark-sort=name
+	$(PY) benchmarks/bench_cmran.py --modes eager,compile --steps 5
 
 lint: setup
 	$(PY) -m ruff check avattn examples benchmarks tests
