@@ -122,6 +122,7 @@ def test_ablations_build_what_they_say():
         ({"cmra": "self", "itr_layers": 0}, "has no effect"),
         ({"interaction": "none", "interaction_heads": 4}, "has no effect"),
         ({"arch": "audio_visual", "interaction_heads": 2}, "has no effect"),
+        ({"backend": "triton"}, "applies no attention dropout"),
     ],
 )
 def test_bad_model_configs_fail_loudly(kw, match):

@@ -31,6 +31,7 @@ class BackendSupport:
     head_dims: tuple[int, int]  # inclusive range
     returns_weights: bool
     dropout: bool
+    notes: str = ""
 
 
 SUPPORT = {
@@ -43,8 +44,8 @@ SUPPORT = {
         (1, 1 << 16), False, True,
     ),
     "triton": BackendSupport(
-        "triton", ("cuda", "cpu (TRITON_INTERPRET=1 only)"), (torch.float16, torch.bfloat16, torch.float32),
-        (16, 128), False, False,
+        "triton", ("cuda", "cpu"), (torch.float16, torch.bfloat16, torch.float32), (16, 128), False, False,
+        "cpu only under TRITON_INTERPRET=1 (tests), never chosen by 'auto'; no bf16 under the interpreter",
     ),
 }
 
@@ -92,8 +93,8 @@ def _triton_load_error() -> str:
     if _TRITON_MODULE is None and not _TRITON_ERROR:
         try:
             _TRITON_MODULE = importlib.import_module("avattn.kernels.cmra_op")
-        except ImportError as exc:  # triton missing, or too old
-            _TRITON_ERROR = f"backend 'triton' is unavailable: {exc}"
+        except Exception as exc:  # triton missing, too old, or no usable driver
+            _TRITON_ERROR = f"backend 'triton' is unavailable: {type(exc).__name__}: {exc}"
     return _TRITON_ERROR
 
 

@@ -97,11 +97,18 @@ class AGSCA(nn.Module):
     """
 
     def __init__(
-        self, visual_dim: int = 512, audio_dim: int = 128, *, hidden_dim: int = 256, device=None, dtype=None
+        self,
+        visual_dim: int = 512,
+        audio_dim: int = 128,
+        *,
+        hidden_dim: int = 256,
+        reduction: int = 2,
+        device=None,
+        dtype=None,
     ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
-        self.channel = AudioGuidedChannelAttention(visual_dim, audio_dim, **kw)
+        self.channel = AudioGuidedChannelAttention(visual_dim, audio_dim, reduction=reduction, **kw)
         self.spatial = AudioGuidedSpatialAttention(visual_dim, audio_dim, hidden_dim=hidden_dim, **kw)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):

@@ -141,6 +141,11 @@ class ModelConfig:
         if self.weak_loss_on != "scores" and self.setting != "weak":
             raise ConfigError(f"weak_loss_on={self.weak_loss_on!r} applies only to setting='weak'")
         _choice("backend", self.backend, ("auto", "reference", "sdpa", "triton"))
+        if self.backend == "triton" and self.dropout > 0:
+            raise ConfigError(
+                f"backend='triton' applies no attention dropout, but dropout={self.dropout}: "
+                "use dropout=0 (--dropout 0) or backend='auto', which picks triton where it can serve"
+            )
         if self.agva_audio_along_cells and self.visual_attention != "agva" and self.arch != "audio_visual_agva":
             raise ConfigError("agva_audio_along_cells=True needs visual_attention='agva' (or arch='audio_visual_agva')")
 

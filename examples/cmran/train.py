@@ -176,7 +176,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None
         raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True  # as nanoGPT: fp32 runs use TF32 tensor cores on CUDA
         torch.backends.cudnn.allow_tf32 = True
     if ddp:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
@@ -234,9 +234,11 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         _log(master, f"resumed from {resume} at epoch {start_epoch} (best val {100 * best_val:.2f}% at epoch {best_epoch})")
         del ckpt
 
-    train_model = torch.compile(model) if cfg.compile else model
+    train_model = model
     if world_size > 1:
-        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+        train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:  # compile outside DDP, so the gradient all-reduce overlaps the backward pass
+        train_model = torch.compile(train_model)
 
     if master:
         out.mkdir(parents=True, exist_ok=True)
@@ -324,9 +326,9 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         history.append(record)
         state = checkpoint(epoch)  # collective: every rank takes part
         if master:
-            save_checkpoint(out / "last.pt", state)
-            if improved:
+            if improved:  # best first: a crash in between never leaves last.pt pointing past best.pt
                 save_checkpoint(out / "best.pt", state)
+            save_checkpoint(out / "last.pt", state)
             write_jsonl(out / "metrics.jsonl", history)
         del state
         _log(master, f"epoch {epoch:3d}/{cfg.epochs} | train loss {record['train_loss']:.4f} | "
