@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from attention_checks import leaves, make_inputs, run_fwd_bwd
 
 if importlib.util.find_spec("triton") is None:
     pytest.skip("Triton is not installed; the fused backend cannot exist", allow_module_level=True)
@@ -107,33 +108,7 @@ def test_interpreter_suite_in_subprocess():
 # ----------------------------------------------------------------------------- helpers
 
 
-def _make_inputs(b, tq, lengths, h, d, dtype, masks=None):
-    q = torch.randn(b, tq, h, d, dtype=dtype)
-    ks = [torch.randn(b, t, h, d, dtype=dtype) for t in lengths]
-    vs = [torch.randn(b, t, h, d, dtype=dtype) for t in lengths]
-    out_masks = None
-    if masks is not None:
-        out_masks = []
-        for kind, t in zip(masks, lengths):
-            if kind is None:
-                out_masks.append(None)
-                continue
-            m = torch.rand(b, t) < 0.4
-            if kind == "full_row":  # batch row 1 has this source fully padded
-                m[1] = True
-            out_masks.append(m)
-    return q, ks, vs, out_masks
-
-
-def _leaves(q, ks, vs, dtype):
-    cast = lambda t: t.detach().to(dtype).requires_grad_(True)  # noqa: E731
-    return cast(q), [cast(k) for k in ks], [cast(v) for v in vs]
-
-
-def _run(fn, q, ks, vs, masks, dout):
-    out = fn(q, ks, vs, masks)
-    out.backward(dout.to(out.dtype))
-    return [out.detach()] + [t.grad for t in (q, *ks, *vs)]
+_make_inputs, _leaves, _run = make_inputs, leaves, run_fwd_bwd
 
 
 def _reference(q, ks, vs, masks):

@@ -16,6 +16,7 @@ import os
 
 import pytest
 import torch
+from attention_checks import leaves, make_inputs, run_fwd_bwd
 
 pytestmark = [
     pytest.mark.gpu,
@@ -41,33 +42,11 @@ DEV = "cuda"
 ATOL = {torch.float32: 1e-4, torch.float16: 2e-3, torch.bfloat16: 1e-2}
 
 
+_leaves, _run = leaves, run_fwd_bwd
+
+
 def _inputs(b, tq, lengths, h, d, dtype, masks=None):
-    q = torch.randn(b, tq, h, d, dtype=dtype, device=DEV)
-    ks = [torch.randn(b, t, h, d, dtype=dtype, device=DEV) for t in lengths]
-    vs = [torch.randn(b, t, h, d, dtype=dtype, device=DEV) for t in lengths]
-    out_masks = None
-    if masks is not None:
-        out_masks = []
-        for kind, t in zip(masks, lengths):
-            if kind is None:
-                out_masks.append(None)
-                continue
-            m = torch.rand(b, t, device=DEV) < 0.4
-            if kind == "full_row":
-                m[1] = True
-            out_masks.append(m)
-    return q, ks, vs, out_masks
-
-
-def _leaves(q, ks, vs, dtype):
-    cast = lambda t: t.detach().to(dtype).requires_grad_(True)  # noqa: E731
-    return cast(q), [cast(k) for k in ks], [cast(v) for v in vs]
-
-
-def _run(fn, q, ks, vs, masks, dout):
-    out = fn(q, ks, vs, masks)
-    out.backward(dout.to(out.dtype))
-    return [out.detach()] + [t.grad for t in (q, *ks, *vs)]
+    return make_inputs(b, tq, lengths, h, d, dtype, masks, device=DEV)
 
 
 def _reference(q, ks, vs, masks):
