@@ -1,0 +1,160 @@
+"""Compile the fused kernels for a GPU architecture on a machine without a GPU.
+
+The Triton interpreter (``TRITON_INTERPRET=1``) checks the kernels' arithmetic but not that
+they compile: it accepts dot shapes, layouts, bfloat16 and shared-memory budgets that the
+real compiler may refuse. This tool runs the launchers of ``avattn.kernels.cmra_op`` on CPU
+tensors with every kernel replaced by a recorder, then compiles each distinct recorded launch
+(its dtypes, constexprs, warps and stages, exactly as the launcher chose them) with
+``triton.compile`` for ``GPUTarget("cuda", ARCH, 32)``, down to a cubin with Triton's bundled
+``ptxas``, and checks the shared memory each kernel needs against the architecture's limit.
+
+    python tests/triton_compile_check.py [--arch 90] [--scenario ave-bf16 ...]
+
+Must run in a process where Triton was imported without ``TRITON_INTERPRET=1``
+(``tests/test_triton_compile.py`` starts one). Prints one line per compiled kernel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# Opt-in shared memory per block (bytes) of the architectures we target.
+SMEM_LIMIT = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    batch: int
+    tq: int
+    tks: tuple[int, ...]
+    heads: int
+    head_dim: int
+    dtype: torch.dtype
+    masked: bool = False
+
+
+SCENARIOS = {
+    # AVE: Tq = Tk = 10, two sources; packed forward and the one-program backward.
+    "ave-bf16": Scenario(8, 10, (10, 10), 4, 64, torch.bfloat16),
+    "ave-fp16": Scenario(8, 10, (10, 10), 4, 64, torch.float16),
+    "ave-fp32": Scenario(8, 10, (10, 10), 4, 64, torch.float32),
+    # Long memory: FA2-style loops, separate delta / dK-dV / dQ kernels, masked tails.
+    "long-bf16-masked": Scenario(2, 300, (257, 1000), 2, 128, torch.bfloat16, masked=True),
+    "long-fp16-d64": Scenario(2, 300, (257, 1000), 4, 64, torch.float16),
+    # fp32 at head dim 128: the largest tiles in registers and shared memory.
+    "long-fp32-d128": Scenario(2, 300, (257, 1000), 2, 128, torch.float32, masked=True),
+    # Five sources: two launches merged through the log-sum-exp; head dim 16.
+    "five-sources-fp16": Scenario(4, 7, (3, 5, 2, 6, 9), 2, 16, torch.float16, masked=True),
+}
+
+_KERNELS = ("cmra_fwd_kernel", "cmra_bwd_packed_kernel", "cmra_delta_kernel", "cmra_bwd_dkdv_kernel",
+            "cmra_bwd_dq_kernel")
+_POINTER = {torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.uint8: "*u8"}
+
+
+def record_launches(scenario: Scenario) -> list[tuple]:
+    """(kernel, grid, args, kwargs) of every launch of one forward and one backward call."""
+    from avattn.kernels import cmra_fwd, cmra_op
+
+    if cmra_fwd.INTERPRETED:
+        raise RuntimeError("avattn.kernels was imported with TRITON_INTERPRET=1; run this in a fresh process without it")
+    calls: list[tuple] = []
+
+    class _Recorder:
+        def __init__(self, kernel):
+            self.kernel = kernel
+
+        def __getitem__(self, grid):
+            return lambda *args, **kwargs: calls.append((self.kernel, grid, args, kwargs))
+
+    s = scenario
+    q = torch.randn(s.batch, s.tq, s.heads, s.head_dim, dtype=s.dtype)
+    keys = [torch.randn(s.batch, t, s.heads, s.head_dim, dtype=s.dtype) for t in s.tks]
+    values = [torch.randn(s.batch, t, s.heads, s.head_dim, dtype=s.dtype) for t in s.tks]
+    masks = [torch.rand(s.batch, t) < 0.2 if s.masked else None for t in s.tks]
+    saved = {name: getattr(cmra_op, name) for name in _KERNELS}
+    try:
+        for name, kernel in saved.items():
+            setattr(cmra_op, name, _Recorder(kernel))
+        out, lse = cmra_op.cmra_fwd_impl(q, keys, values, masks, s.head_dim ** -0.5)
+        cmra_op.cmra_bwd_impl(out, q, keys, values, masks, out, lse, s.head_dim ** -0.5)
+    finally:
+        for name, kernel in saved.items():
+            setattr(cmra_op, name, kernel)
+    return calls
+
+
+def _signature(kernel, args, kwargs) -> tuple[dict, dict]:
+    bound = dict(zip(kernel.arg_names, args))
+    bound.update(kwargs)
+    signature, constexprs = {}, {}
+    for name, param in zip(kernel.arg_names, kernel.params):
+        value = bound[name]
+        if param.is_constexpr:
+            signature[name], constexprs[name] = "constexpr", value
+        elif isinstance(value, torch.Tensor):
+            signature[name] = _POINTER[value.dtype]
+        elif isinstance(value, bool):
+            signature[name] = "i1"
+        elif isinstance(value, int):
+            signature[name] = "i32" if -(2**31) <= value < 2**31 else "i64"
+        elif isinstance(value, float):
+            signature[name] = "fp32"
+        else:
+            raise TypeError(f"{kernel.__name__}: argument {name} has unexpected type {type(value).__name__}")
+    return signature, constexprs
+
+
+def compile_scenario(name: str, arch: int) -> list[dict]:
+    """Compile every distinct launch of a scenario for sm_{arch}; one dict per kernel."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    target = GPUTarget("cuda", arch, 32)
+    seen, results = set(), []
+    for kernel, grid, args, kwargs in record_launches(SCENARIOS[name]):
+        kwargs = dict(kwargs)
+        options = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
+        signature, constexprs = _signature(kernel, args, kwargs)
+        key = (kernel.__name__, tuple(sorted(signature.items())), tuple(sorted(constexprs.items())))
+        if key in seen:
+            continue
+        seen.add(key)
+        compiled = triton.compile(ASTSource(kernel, signature, constexprs), target=target, options=options)
+        results.append({
+            "kernel": kernel.__name__, "grid": tuple(grid), "shared": compiled.metadata.shared,
+            "cubin_bytes": len(compiled.asm["cubin"]), **options,
+            **{k: constexprs[k] for k in ("PACK", "BLOCK_M", "BLOCK_N", "BLOCK_D") if k in constexprs},
+        })
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", type=int, default=90, choices=sorted(SMEM_LIMIT))
+    p.add_argument("--scenario", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
+    args = p.parse_args(argv)
+    os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    failures = 0
+    for name in args.scenario:
+        for r in compile_scenario(name, args.arch):
+            ok = r["shared"] <= SMEM_LIMIT[args.arch] and r["cubin_bytes"] > 0
+            failures += not ok
+            print(f"{'ok  ' if ok else 'FAIL'} sm_{args.arch} {name:<18} {r['kernel']:<23} grid={r['grid']} "
+                  f"shared={r['shared']}B (limit {SMEM_LIMIT[args.arch]}) cubin={r['cubin_bytes']}B "
+                  + " ".join(f"{k}={r[k]}" for k in ("PACK", "BLOCK_M", "BLOCK_N", "BLOCK_D", "num_warps", "num_stages") if k in r),
+                  flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
