@@ -7,6 +7,9 @@ tensors with every kernel replaced by a recorder, then compiles each distinct re
 (its dtypes, constexprs, warps and stages, exactly as the launcher chose them) with
 ``triton.compile`` for ``GPUTarget("cuda", ARCH, 32)``, down to a cubin with Triton's bundled
 ``ptxas``, and checks the shared memory each kernel needs against the architecture's limit.
+Arguments are specialized as the JIT does on a GPU (ints equal to 1 become constants; ints and
+16-byte-aligned pointers get ``tt.divisibility=16``), so the code is what a GPU would run.
+Registers and spill (stack) bytes per thread are read from the cubin and printed, not checked.
 
     python tests/triton_compile_check.py [--arch 90] [--scenario ave-bf16 ...]
 
@@ -18,7 +21,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +55,7 @@ SCENARIOS = {
     # Long memory: FA2-style loops, separate delta / dK-dV / dQ kernels, masked tails.
     "long-bf16-masked": Scenario(2, 300, (257, 1000), 2, 128, torch.bfloat16, masked=True),
     "long-fp16-d64": Scenario(2, 300, (257, 1000), 4, 64, torch.float16),
+    "long-fp32-d64": Scenario(2, 300, (257, 1000), 4, 64, torch.float32),
     # fp32 at head dim 128: the largest tiles in registers and shared memory.
     "long-fp32-d128": Scenario(2, 300, (257, 1000), 2, 128, torch.float32, masked=True),
     # Five sources: two launches merged through the log-sum-exp; head dim 16.
@@ -57,7 +64,6 @@ SCENARIOS = {
 
 _KERNELS = ("cmra_fwd_kernel", "cmra_bwd_packed_kernel", "cmra_delta_kernel", "cmra_bwd_dkdv_kernel",
             "cmra_bwd_dq_kernel")
-_POINTER = {torch.float16: "*fp16", torch.bfloat16: "*bf16", torch.float32: "*fp32", torch.uint8: "*u8"}
 
 
 def record_launches(scenario: Scenario) -> list[tuple]:
@@ -92,48 +98,54 @@ def record_launches(scenario: Scenario) -> list[tuple]:
     return calls
 
 
-def _signature(kernel, args, kwargs) -> tuple[dict, dict]:
-    bound = dict(zip(kernel.arg_names, args))
-    bound.update(kwargs)
-    signature, constexprs = {}, {}
-    for name, param in zip(kernel.arg_names, kernel.params):
-        value = bound[name]
-        if param.is_constexpr:
-            signature[name], constexprs[name] = "constexpr", value
-        elif isinstance(value, torch.Tensor):
-            signature[name] = _POINTER[value.dtype]
-        elif isinstance(value, bool):
-            signature[name] = "i1"
-        elif isinstance(value, int):
-            signature[name] = "i32" if -(2**31) <= value < 2**31 else "i64"
-        elif isinstance(value, float):
-            signature[name] = "fp32"
-        else:
-            raise TypeError(f"{kernel.__name__}: argument {name} has unexpected type {type(value).__name__}")
-    return signature, constexprs
+def _specialize(kernel, backend, args, kwargs):
+    """Signature, constexprs, attributes and options exactly as ``kernel[grid](...)`` derives them
+    (ints equal to 1 become constants, ints and pointers divisible by 16 get ``tt.divisibility``)."""
+    from triton.runtime.jit import create_function_from_signature
+
+    binder = create_function_from_signature(kernel.signature, kernel.params, backend)
+    bound, specialization, options = binder(*args, **kwargs)
+    return kernel._pack_args(backend, kwargs, bound, specialization, options)
+
+
+def _resource_usage(cubin: bytes) -> dict:
+    """Registers and stack (spill) bytes per thread, read from the cubin by Triton's bundled cuobjdump."""
+    import triton
+
+    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
+    if not tool.exists():
+        return {}
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        text = subprocess.run([str(tool), "--dump-resource-usage", f.name], capture_output=True, text=True).stdout
+    m = re.search(r"REG:(\d+) STACK:(\d+)", text)
+    return {"registers": int(m.group(1)), "stack": int(m.group(2))} if m else {}
 
 
 def compile_scenario(name: str, arch: int) -> list[dict]:
     """Compile every distinct launch of a scenario for sm_{arch}; one dict per kernel."""
     import triton
     from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
+    from triton.compiler import ASTSource, make_backend
 
     target = GPUTarget("cuda", arch, 32)
+    backend = make_backend(target)
     seen, results = set(), []
     for kernel, grid, args, kwargs in record_launches(SCENARIOS[name]):
-        kwargs = dict(kwargs)
-        options = {k: kwargs.pop(k) for k in ("num_warps", "num_stages") if k in kwargs}
-        signature, constexprs = _signature(kernel, args, kwargs)
-        key = (kernel.__name__, tuple(sorted(signature.items())), tuple(sorted(constexprs.items())))
+        options, signature, constexprs, attrs = _specialize(kernel, backend, args, dict(kwargs))
+        key = (kernel.__name__, repr(sorted(signature.items())), repr(sorted(constexprs.items())), repr(attrs))
         if key in seen:
             continue
         seen.add(key)
-        compiled = triton.compile(ASTSource(kernel, signature, constexprs), target=target, options=options)
+        compiled = triton.compile(ASTSource(kernel, signature, constexprs, attrs), target=target,
+                                  options=options.__dict__)
+        names = {(i,): n for i, n in enumerate(kernel.arg_names)}
+        tiles = {names[k]: v for k, v in constexprs.items() if names.get(k) in ("PACK", "BLOCK_M", "BLOCK_N", "BLOCK_D")}
         results.append({
             "kernel": kernel.__name__, "grid": tuple(grid), "shared": compiled.metadata.shared,
-            "cubin_bytes": len(compiled.asm["cubin"]), **options,
-            **{k: constexprs[k] for k in ("PACK", "BLOCK_M", "BLOCK_N", "BLOCK_D") if k in constexprs},
+            "cubin_bytes": len(compiled.asm["cubin"]), "num_warps": options.num_warps,
+            "num_stages": options.num_stages, **tiles, **_resource_usage(compiled.asm["cubin"]),
         })
     return results
 
@@ -151,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} sm_{args.arch} {name:<18} {r['kernel']:<23} grid={r['grid']} "
                   f"shared={r['shared']}B (limit {SMEM_LIMIT[args.arch]}) cubin={r['cubin_bytes']}B "
-                  + " ".join(f"{k}={r[k]}" for k in ("PACK", "BLOCK_M", "BLOCK_N", "BLOCK_D", "num_warps", "num_stages") if k in r),
+                  + " ".join(f"{k}={r[k]}" for k in ("PACK", "BLOCK_M", "BLOCK_N", "BLOCK_D", "num_warps", "num_stages", "registers", "stack")
+                            if k in r),
                   flush=True)
     return 1 if failures else 0
 

@@ -55,6 +55,7 @@ class Config:
     bwd_block_n: int  # key columns per program (dK/dV)
     num_warps: int = 4
     num_stages: int = 2
+    packed_bwd: bool = True  # one program per packed group for the whole backward, when its memory fits one tile
 
 
 _OVERRIDE: Config | None = None
@@ -86,21 +87,33 @@ def _pow2(n: int, lo: int = 16) -> int:
 
 
 def choose_config(tq: int, tks: Sequence[int], head_dim: int, n_prob: int, dtype: torch.dtype) -> Config:
-    """Heuristic tiles: pack short problems into ~64-row tiles, FA2-style blocks for long ones."""
+    """Heuristic tiles: pack short problems into ~64-row tiles, FA2-style blocks for long ones.
+
+    float32 runs exact (FMA, not tensor-core) dots, whose operands live in registers: it gets
+    small tiles, 8 warps and the split backward, the choices that compile without register
+    spills for sm_90 (``tests/triton_compile_check.py`` prints registers and spills per kernel).
+    """
     if _OVERRIDE is not None:
         return _OVERRIDE
     max_tk = max(tks)
-    big = head_dim > 64 or dtype == torch.float32  # fewer registers per element to spare
+    fp32 = dtype == torch.float32
+    big = head_dim > 64 or fp32  # fewer registers per element to spare
     row_target, col_target = (32, 64) if big else (64, 128)
     if tq <= row_target // 2 and max_tk <= col_target // 2:
         # Short memory (AVE: Tq = Tk = 10): whole memory of `pack` problems in one column tile.
         pack = max(1, min(row_target // tq, col_target // max_tk, n_prob))
         bm = _pow2(pack * tq)
         bn = _pow2(pack * max_tk)
+        if fp32:  # the one-program backward spills in fp32 at any tile size
+            return Config(pack, bm, bn, bm, bn, num_warps=8, num_stages=1, packed_bwd=False)
         return Config(pack, bm, bn, bm, bn, num_warps=4, num_stages=1)
+    if fp32:
+        if head_dim > 64:
+            return Config(1, 32, 16, 16, 32, num_warps=8, num_stages=2)
+        return Config(1, 32, 32, 32, 32, num_warps=8, num_stages=2)
     bm = min(_pow2(tq), 64 if big else 128)
-    bn = 32 if (big and head_dim > 64) else 64
-    warps = 8 if bm >= 128 else 4
+    bn = 32 if big else 64
+    warps = 8 if bm >= 128 or head_dim > 64 else 4  # 4 warps spill in the dK/dV kernel at head dim 128
     bwd_m, bwd_n = (32, 64) if big else (64, 64)
     return Config(1, bm, bn, bwd_m, bwd_n, num_warps=warps, num_stages=2)
 
@@ -204,7 +217,7 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
     prec = _precision(q.dtype)
     qk_scale = scale * _LOG2E
 
-    if (len(keys) <= MAX_SOURCES and cfg.block_m >= cfg.pack * tq
+    if (cfg.packed_bwd and len(keys) <= MAX_SOURCES and cfg.block_m >= cfg.pack * tq
             and cfg.block_n >= cfg.pack * max(k.shape[1] for k in keys)):
         # Short memory: one program does the whole backward of its problems (minimum traffic).
         slots, has = _src_slots(keys, values, masks)
