@@ -27,3 +27,19 @@ def test_tiny_sweep_runs_skips_and_summarizes(tmp_path, capsys):
 def test_sweep_refuses_unknown_family():
     with pytest.raises(SystemExit):
         sweep.main(["--only", "full,bogus"])
+
+
+def test_report_tabulates_finished_runs_without_training(tmp_path):
+    accs = {("full", 0): 0.70, ("full", 2): 0.74, ("no_cmra", 1): 0.66}
+    for (name, seed), acc in accs.items():
+        run = tmp_path / "weak" / name / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "result.json").write_text(json.dumps({"test_acc": acc}))
+    args = ["--setting", "weak", "--report", "--only", "full,no_cmra,agva", "--epochs", "4", "--out", str(tmp_path)]
+    assert sweep.main(args) == 0
+    assert not (tmp_path / "weak" / "agva").exists()  # nothing was trained
+    summary = json.loads((tmp_path / "weak" / "summary.json").read_text())
+    assert summary == {"full": [70.0, 74.0], "no_cmra": [66.0], "agva": []}
+    table = (tmp_path / "weak" / "summary.md").read_text()
+    assert "| full | (defaults) | 72.00 | 2.83 | 2 | 72.90 |" in table
+    assert "| no_cmra | --cmra none | 66.00 | nan | 1 | 72.03 |" in table and "agva" not in table
