@@ -43,3 +43,24 @@ def test_report_tabulates_finished_runs_without_training(tmp_path):
     table = (tmp_path / "weak" / "summary.md").read_text()
     assert "| full | (defaults) | 72.00 | 2.83 | 2 | 72.90 |" in table
     assert "| no_cmra | --cmra none | 66.00 | nan | 1 | 72.03 |" in table and "agva" not in table
+
+
+@pytest.mark.parametrize("setting", ["supervised", "weak"])
+def test_every_family_is_a_valid_training_configuration(tmp_path, setting):
+    from examples.cmran.__main__ import build_parser
+    from examples.cmran.train import configs_from_args
+
+    parser = build_parser()
+    built = set()
+    for options, _ in sweep.FAMILIES.values():
+        model_cfg, _ = configs_from_args(parser.parse_args(["train", "--setting", setting, "--out", str(tmp_path), *options]))
+        built.add(model_cfg)
+    assert len(built) == len(sweep.FAMILIES)  # no two families train the same model
+
+
+def test_report_marks_unpublished_paper_numbers(tmp_path):
+    run = tmp_path / "weak" / "itr_L0" / "seed0"
+    run.mkdir(parents=True)
+    (run / "result.json").write_text(json.dumps({"test_acc": 0.5}))
+    assert sweep.main(["--setting", "weak", "--report", "--only", "itr_L0", "--out", str(tmp_path)]) == 0
+    assert "| itr_L0 | --itr-layers 0 | 50.00 | nan | 1 | n/a |" in (tmp_path / "weak" / "summary.md").read_text()

@@ -6,6 +6,7 @@ on the first 8 videos of each split, batch 4, 2 steps per epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from examples.cmran.__main__ import main as cli
-from examples.cmran.checkpoint import CheckpointError, load_checkpoint, load_model_state
+from examples.cmran.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from examples.cmran.config import ModelConfig
 from examples.cmran.model import CMRAN
 
@@ -148,6 +149,18 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tmp_pa
     assert records(out / "metrics.jsonl") == []
 
 
+def test_non_finite_gradient_stops_before_the_optimizer_step(capsys, tmp_path):
+    out = tmp_path / "nan_grad"
+    # a finite loss with a NaN gradient at step 4, the last step of epoch 2: without the gradient
+    # check, Adam would make the weights NaN and epoch 2's last.pt would hold them
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "3", "--out", out, "--debug-nan-grad-at-step", "4")
+    assert code == 1
+    assert "non-finite gradient norm" in err and "epoch 2, step 2" in err and "last.pt (epoch 1)" in err
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
 def test_resume_into_another_directory(capsys, tmp_path, two_epochs):
     out = tmp_path / "elsewhere"
     code, _, err = run(capsys, "train", *TINY, "--epochs", "3", "--out", out, "--resume", two_epochs / "last.pt")
@@ -155,6 +168,17 @@ def test_resume_into_another_directory(capsys, tmp_path, two_epochs):
     assert [r["epoch"] for r in records(out / "metrics.jsonl")] == [1, 2, 3]
     assert load_checkpoint(out / "best.pt")["epoch"] == json.loads((out / "result.json").read_text())["best_epoch"]
     assert load_checkpoint(two_epochs / "last.pt")["epoch"] == 2  # the source run is untouched
+
+
+def test_resume_into_a_directory_holding_another_run_is_refused(capsys, tmp_path, monkeypatch, two_epochs):
+    import examples.cmran.train as train_module
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "last.pt").write_bytes((two_epochs / "last.pt").read_bytes())
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "3", "--out", other, "--resume", two_epochs / "last.pt")
+    assert code == 2 and "already holds another run" in err and str(other) in err
 
 
 def test_corrupt_or_mismatched_checkpoints_give_clear_errors(capsys, tmp_path, two_epochs):
@@ -189,6 +213,8 @@ BAD_CLI = [
     (["--batch-size", "0"], "batch_size"),
     (["--lr", "0"], "lr"),
     (["--lr", "nan"], "lr"),
+    (["--lr", "inf"], "finite positive"),
+    (["--lr-gamma", "inf"], "lr_gamma"),
     (["--cmra", "bogus"], "invalid choice"),
     (["--visual-attention", "max"], "invalid choice"),
     (["--setting", "semi"], "invalid choice"),
@@ -205,6 +231,10 @@ BAD_CLI = [
     (["--data", "/nonexistent/ave"], "does not exist"),
     (["--difficulty", "-1"], "difficulty"),
     (["--device", "tpu"], "device"),
+    (["--device", "cuda:x"], "device"),
+    (["--arch", "audio_only", "--visual-dropout", "0.3"], "visual_dropout=0.3 has no effect"),
+    (["--arch", "audio_only", "--no-visual-proj"], "visual_proj=False has no effect"),
+    (["--no-visual-proj", "--visual-dropout", "0.1"], "visual_proj=False"),
     (["--resume"], "nothing to resume"),
     (["--resume", "/nonexistent.pt"], "no such checkpoint"),
 ]
@@ -223,6 +253,30 @@ def test_bad_cli_values_are_refused_before_any_work(capsys, tmp_path, monkeypatc
     code, _, err = run(capsys, "train", *base, *argv)
     assert code == 2
     assert match in err
+    assert not out.exists()
+
+
+def test_options_of_synthetic_data_are_refused_for_a_data_directory(capsys, tmp_path, monkeypatch):
+    import examples.cmran.train as train_module
+
+    monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
+    for flag, value in (("--data-seed", "3"), ("--difficulty", "0.5")):
+        code, _, err = run(capsys, "train", "--data", tmp_path, "--out", tmp_path / "out", flag, value)
+        assert code == 2 and f"{flag[2:].replace('-', '_')} applies only to data='synthetic'" in err
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--backend", "triton", "--dropout", "0"], "needs a CUDA device"),
+    (["--tf32"], "CUDA devices only"),
+])
+def test_device_dependent_options_are_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, match):
+    import examples.cmran.train as train_module
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    monkeypatch.setattr(train_module, "build_splits", lambda *a, **k: pytest.fail("data loading started"))
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "train", "--data", "synthetic", "--device", "cpu", "--out", out, *argv)
+    assert code == 2 and match in err
     assert not out.exists()
 
 
@@ -246,6 +300,33 @@ def test_evaluate_reprints_the_result(capsys, two_epochs):
     assert code == 0 and "val accuracy" in out
     best_val = load_checkpoint(two_epochs / "best.pt")["best_val"]
     assert f"{100 * best_val:.2f}%" in out
+
+
+def test_evaluate_refuses_bad_options_before_loading(capsys, tmp_path, two_epochs):
+    for argv, match in ((["--device", "foo"], "device must be"), (["--batch-size", "0"], "batch-size"),
+                        (["--data", tmp_path / "missing"], "no such directory")):
+        code, _, err = run(capsys, "evaluate", "--checkpoint", two_epochs / "best.pt", *argv)
+        assert code == 2 and match in err
+
+
+def _with_backend(src: Path, dst: Path, backend: str) -> Path:
+    ckpt = load_checkpoint(src)
+    ckpt["model_config"] = dataclasses.replace(ckpt["model_config"], backend=backend).to_dict()
+    ckpt["train_config"] = ckpt["train_config"].to_dict()
+    save_checkpoint(dst, ckpt)
+    return dst
+
+
+def test_evaluate_and_visualize_do_not_depend_on_the_training_backend(capsys, tmp_path, two_epochs):
+    """A run trained with the sdpa backend (which returns no attention maps) still evaluates and plots."""
+    ckpt = _with_backend(two_epochs / "best.pt", tmp_path / "sdpa.pt", "sdpa")
+    assert load_checkpoint(ckpt)["model_config"].backend == "sdpa"
+    code, out, err = run(capsys, "evaluate", "--checkpoint", ckpt, "--json")
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] == pytest.approx(json.loads((two_epochs / "result.json").read_text())["test_acc"])
+    code, _, err = run(capsys, "visualize", "--checkpoint", ckpt, "--out", tmp_path / "vis", "--num-videos", "1")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "vis").glob("*.png")) == ["00_agsca.png", "00_cmra.png"]
 
 
 def test_visualize_writes_the_figures(capsys, tmp_path, two_epochs):

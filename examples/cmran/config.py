@@ -9,6 +9,7 @@ so a config written to ``config.json`` reads back to the same object.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import asdict, dataclass, fields
 
@@ -51,8 +52,8 @@ def _prob(name: str, value) -> None:
 
 
 def _positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise ConfigError(f"{name} must be a positive number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"{name} must be a finite positive number, got {value!r}")
 
 
 def _set(obj, name: str, value) -> None:
@@ -72,6 +73,8 @@ class ModelConfig:
         None = 2 where an ITR is built, and it must stay None where none is (cmra none/self).
     interaction_heads: None = 4 supervised / 2 weak where the AV-interaction attention is built;
         must stay None where it is not (interaction none, baselines).
+    visual_proj, visual_dropout: None = True / 0.2 where the model sees the visual map; must stay
+        None where it does not (arch audio_only; visual_dropout also with visual_proj=False).
     """
 
     setting: str = "supervised"
@@ -86,9 +89,9 @@ class ModelConfig:
     d_model: int = 256
     ffn_dim: int = 2048
     dropout: float = 0.1
-    visual_proj: bool = True  # Linear(C_v, 512) + ReLU + Dropout on every cell before the visual attention
+    visual_proj: bool | None = None  # Linear(C_v, 512) + ReLU + Dropout on every cell before the visual attention
     visual_proj_dim: int = 512
-    visual_dropout: float = 0.2
+    visual_dropout: float | None = None  # after the pre-projection; 0.2
     agva_audio_along_cells: bool = False  # AVEL's code quirk (see CMRAN.md, AGVA)
     weak_loss_on: str = "scores"  # weak loss on the softmax scores (reference) or on the logits
     backend: str = "auto"  # avattn attention backend
@@ -122,6 +125,17 @@ class ModelConfig:
                 _set(self, name, default)
             elif not used and getattr(self, name) is not None:
                 raise ConfigError(f"{name}={getattr(self, name)!r} has no effect: {why} (leave it unset)")
+        if self.uses_visual and self.visual_proj is None:
+            _set(self, "visual_proj", True)
+        elif not self.uses_visual and self.visual_proj is not None:
+            raise ConfigError(f"visual_proj={self.visual_proj!r} has no effect: arch={self.arch!r} sees no visual "
+                              "features (leave it unset)")
+        if self.visual_proj and self.visual_dropout is None:
+            _set(self, "visual_dropout", 0.2)
+        elif not self.visual_proj and self.visual_dropout is not None:
+            why = "visual_proj=False" if self.uses_visual else f"arch={self.arch!r} sees no visual features"
+            raise ConfigError(f"visual_dropout={self.visual_dropout!r} has no effect: {why} (the dropout follows the "
+                              "visual pre-projection; leave it unset)")
         if self.itr_layers is not None:
             _int("itr_layers", self.itr_layers, 0, 16)
         _int("d_model", self.d_model, 1)
@@ -134,8 +148,9 @@ class ModelConfig:
             if self.d_model % getattr(self, name):
                 raise ConfigError(f"d_model={self.d_model} must be divisible by {name}={getattr(self, name)}")
         _prob("dropout", self.dropout)
-        _prob("visual_dropout", self.visual_dropout)
-        if not isinstance(self.visual_proj, bool) or not isinstance(self.agva_audio_along_cells, bool):
+        if self.visual_dropout is not None:
+            _prob("visual_dropout", self.visual_dropout)
+        if not isinstance(self.visual_proj, (bool, type(None))) or not isinstance(self.agva_audio_along_cells, bool):
             raise ConfigError("visual_proj and agva_audio_along_cells must be booleans")
         _choice("weak_loss_on", self.weak_loss_on, WEAK_LOSS_INPUTS)
         if self.weak_loss_on != "scores" and self.setting != "weak":
@@ -183,8 +198,9 @@ class TrainConfig:
     lr_gamma: float = 0.5
     grad_clip: float | None = None  # None = 0.1 supervised / 0.5 weak; 0 disables
     seed: int = 0  # model init, dropout and data order
-    data_seed: int = 0  # the synthetic data set's seed (build_datasets(seed=...))
+    data_seed: int | None = None  # the synthetic data set's seed (build_datasets(seed=...)); None = 0
     amp: str = "none"
+    tf32: bool = False  # CUDA only: fp32 matrix products on TF32 tensor cores
     compile: bool = False
     device: str = "auto"
     num_workers: int = 0
@@ -198,6 +214,7 @@ class TrainConfig:
             self,
             lr_milestones=tuple(LR_MILESTONES[setting] if self.lr_milestones is None else self.lr_milestones),
             grad_clip=GRAD_CLIP[setting] if self.grad_clip is None else self.grad_clip,
+            data_seed=0 if self.data_seed is None and self.data == "synthetic" else self.data_seed,
         )
         cfg.validate()
         return cfg
@@ -230,15 +247,21 @@ class TrainConfig:
         ):
             raise ConfigError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
         _int("seed", self.seed, 0)
-        _int("data_seed", self.data_seed, 0)
+        if self.data_seed is not None:
+            if self.data != "synthetic":
+                raise ConfigError(f"data_seed applies only to data='synthetic', got data={self.data!r}")
+            _int("data_seed", self.data_seed, 0)
         _choice("amp", self.amp, AMP_MODES)
+        if not isinstance(self.tf32, bool) or not isinstance(self.compile, bool):
+            raise ConfigError(f"tf32 and compile must be booleans, got {self.tf32!r}, {self.compile!r}")
         _int("num_workers", self.num_workers, 0)
         if self.max_steps is not None:
             _int("max_steps", self.max_steps, 1)
         if self.subset is not None:
             _int("subset", self.subset, 1)
         if not isinstance(self.device, str) or not (
-            self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")
+            self.device in ("auto", "cpu", "cuda", "mps")
+            or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         ):
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {self.device!r}")
 
@@ -257,7 +280,7 @@ class TrainConfig:
 
 
 # Train-config fields that may change when a run is resumed (everything else must match).
-RESUMABLE_CHANGES = ("epochs", "out", "device", "num_workers", "compile", "eval_batch_size", "data")
+RESUMABLE_CHANGES = ("epochs", "out", "device", "num_workers", "compile", "tf32", "eval_batch_size", "data")
 
 
 def _known(cls, d: dict, what: str) -> dict:

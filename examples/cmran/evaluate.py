@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
+import os
 
 import torch
 import torch.distributed as dist
@@ -22,19 +24,44 @@ from .model import CMRAN
 SPLITS = ("train", "val", "test")
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0, *, distributed: bool = False) -> torch.device:
+    """The torch device of ``--device`` (auto, cpu, cuda, cuda:N, mps); ConfigError if it cannot serve.
+
+    ``auto`` and ``cuda`` give process ``local_rank`` its own GPU; ``cuda:N`` is refused under torchrun.
+    """
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
-    if name == "cuda" and torch.cuda.is_available():
-        return torch.device("cuda", local_rank)
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r} but CUDA is not available")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device={name!r} but MPS is not available")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name!r} but CUDA is not available")
+        if device.index is None:
+            device = torch.device("cuda", local_rank)
+        elif distributed:
+            raise ConfigError(f"device={name!r} under torchrun would put every process on one GPU: "
+                              "use --device cuda (each process takes cuda:LOCAL_RANK)")
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device} does not exist: {torch.cuda.device_count()} CUDA device(s) visible")
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device={name!r} but MPS is not available")
+    elif device.type != "cpu":
+        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
     return device
+
+
+def with_data(train_cfg: TrainConfig, data: str | None) -> TrainConfig:
+    """The training run's data config with ``data`` swapped in (synthetic-only options dropped for a directory)."""
+    if data is None or data == train_cfg.data:
+        return train_cfg
+    synthetic = data == "synthetic"
+    cfg = dataclasses.replace(train_cfg, data=data, difficulty=train_cfg.difficulty if synthetic else None,
+                              data_seed=(train_cfg.data_seed or 0) if synthetic else None)
+    cfg.validate()
+    return cfg
 
 
 def autocast(device: torch.device, amp: str):
@@ -105,10 +132,14 @@ def evaluate_accuracy(
     return (correct / total if total else float("nan")), int(total)
 
 
-def load_trained_model(path: str, device: torch.device) -> tuple[CMRAN, dict]:
-    """The model of a checkpoint, in eval mode, and the checkpoint dict."""
+def load_trained_model(path: str, device: torch.device, *, backend: str = "auto") -> tuple[CMRAN, dict]:
+    """The model of a checkpoint, in eval mode, and the checkpoint dict.
+
+    The attention backend does not change the weights: ``backend`` replaces the training run's, so a
+    checkpoint trained with ``triton`` on a GPU evaluates anywhere.
+    """
     ckpt = load_checkpoint(path)
-    model = CMRAN(ckpt["model_config"])
+    model = CMRAN(dataclasses.replace(ckpt["model_config"], backend=backend))
     load_model_state(model, ckpt["model"], path)
     return model.to(device).eval(), ckpt
 
@@ -131,12 +162,11 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.num_workers < 0:
         raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
+    if args.data is not None and args.data != "synthetic" and not os.path.isdir(args.data):
+        raise ConfigError(f"--data {args.data!r}: no such directory (pass 'synthetic' or the AVE release directory)")
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device)
-    train_cfg: TrainConfig = ckpt["train_config"]
-    if args.data is not None:
-        train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "data": args.data})
-        train_cfg.validate()
+    train_cfg = with_data(ckpt["train_config"], args.data)
     amp = train_cfg.amp if args.amp is None else args.amp
     dataset = build_splits(model.config, train_cfg)[args.split]
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
@@ -150,4 +180,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["CheckpointError", "autocast", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]
+__all__ = ["CheckpointError", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import ConfigError
 from .data.meta import (
     ANNOTATION_HEADER,
     FEATURE_DIMS,
@@ -190,6 +191,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.num_videos is not None and args.num_videos < len(SPLITS):
+        raise ConfigError(f"--num-videos must be >= {len(SPLITS)} (one video per split), got {args.num_videos}")
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if args.difficulty is not None and not 0 <= args.difficulty < float("inf"):
+        raise ConfigError(f"--difficulty must be a finite number >= 0, got {args.difficulty}")
     info = export_synthetic(args.out, args.num_videos, args.features, args.dtype, args.seed, args.difficulty)
     print(
         f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}"

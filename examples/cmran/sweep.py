@@ -21,8 +21,8 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-# name -> (train options, the paper's VGG-19 accuracy: supervised, weak)
-FAMILIES: dict[str, tuple[list[str], tuple[float, float]]] = {
+# name -> (train options, the paper's VGG-19 accuracy: supervised, weak; None = not published)
+FAMILIES: dict[str, tuple[list[str], tuple[float | None, float | None]]] = {
     "full": ([], (77.4, 72.9)),
     "no_cmra": (["--cmra", "none"], (76.07, 72.03)),
     "self_attention": (["--cmra", "self"], (76.42, 72.46)),
@@ -32,6 +32,16 @@ FAMILIES: dict[str, tuple[list[str], tuple[float, float]]] = {
     "agva": (["--visual-attention", "agva"], (76.95, 72.34)),
     "no_av_interaction": (["--interaction", "none"], (77.09, 72.61)),
     "self_interaction": (["--interaction", "self"], (77.29, 72.64)),
+    # ITR depth L (the full model is L = 2), Table 5, supervised only
+    "itr_L0": (["--itr-layers", "0"], (76.73, None)),
+    "itr_L1": (["--itr-layers", "1"], (77.09, None)),
+    "itr_L3": (["--itr-layers", "3"], (76.86, None)),
+    "itr_L4": (["--itr-layers", "4"], (76.67, None)),
+    # baselines built from the same parts (Tian et al. ECCV 2018's supervised numbers)
+    "audio_only": (["--arch", "audio_only"], (59.5, None)),
+    "visual_only": (["--arch", "visual_only"], (55.3, None)),
+    "audio_visual": (["--arch", "audio_visual"], (71.4, None)),
+    "audio_visual_agva": (["--arch", "audio_visual_agva"], (72.7, None)),
 }
 
 
@@ -67,8 +77,9 @@ def summarize(args: argparse.Namespace, names: list[str], seeds: list[int]) -> s
         if not accs:
             continue
         spread = statistics.stdev(accs) if len(accs) > 1 else float("nan")
+        paper = FAMILIES[name][1][col]
         rows.append(f"| {name} | {' '.join(FAMILIES[name][0]) or '(defaults)'} | {statistics.mean(accs):.2f} "
-                    f"| {spread:.2f} | {len(accs)} | {FAMILIES[name][1][col]:.2f} |")
+                    f"| {spread:.2f} | {len(accs)} | {'n/a' if paper is None else f'{paper:.2f}'} |")
     head = (f"{args.setting}, data={args.data}, {args.epochs} epochs, extra options: {' '.join(args.extra) or 'none'}\n\n"
             "| family | options | test acc % (mean) | std | seeds | paper (VGG-19) |\n| --- | --- | --- | --- | --- | --- |\n")
     table = head + "\n".join(rows) + "\n"

@@ -71,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", default=d.data, help="'synthetic' or the AVE release directory")
     g.add_argument("--features", default="vgg19", choices=tuple(VISUAL_DIMS))
     g.add_argument("--difficulty", type=float, default=None, help="synthetic data difficulty (default: the generator's)")
-    g.add_argument("--data-seed", type=int, default=d.data_seed, help="seed of the synthetic data set")
+    g.add_argument("--data-seed", type=int, default=None, help="seed of the synthetic data set (default 0)")
     g.add_argument("--subset", type=int, default=None, help="use only the first N videos of each split (smoke tests)")
     g.add_argument("--num-workers", type=int, default=d.num_workers)
 
@@ -94,7 +94,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--itr-layers", type=int, default=None, help="ITR depth L (default 2)")
     g.add_argument("--interaction-heads", type=int, default=None, help="default 4 supervised / 2 weak")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout in the relation layers")
-    g.add_argument("--visual-dropout", type=float, default=0.2, help="dropout after the visual pre-projection")
+    g.add_argument("--visual-dropout", type=float, default=None, help="dropout after the visual pre-projection (default 0.2)")
     g.add_argument("--no-visual-proj", action="store_true", help="drop the Linear(C_v,512)+ReLU+Dropout pre-projection")
     g.add_argument("--agva-audio-along-cells", action="store_true", help="AVEL's AGVA code quirk")
     g.add_argument("--weak-loss-on", default="scores", choices=WEAK_LOSS_INPUTS, help="weak loss input (reference: scores)")
@@ -107,9 +107,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
     g.add_argument("--amp", default=d.amp, choices=AMP_MODES, help="autocast dtype (fp16 uses a GradScaler)")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument("--tf32", action="store_true", help="CUDA: fp32 matrix products on TF32 tensor cores (off: exact fp32)")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N, mps")
     # Testing aid, hidden: make the loss NaN at this (1-based, whole-run) step.
     g.add_argument("--debug-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
+    # Testing aid, hidden: a finite loss whose gradient is NaN at this step.
+    g.add_argument("--debug-nan-grad-at-step", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
@@ -118,7 +121,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
         setting=args.setting, features=args.features, arch=args.arch, cmra=args.cmra,
         visual_attention=args.visual_attention, interaction=args.interaction, itr_layers=args.itr_layers,
         interaction_heads=args.interaction_heads, dropout=args.dropout, visual_dropout=args.visual_dropout,
-        visual_proj=not args.no_visual_proj, agva_audio_along_cells=args.agva_audio_along_cells,
+        visual_proj=False if args.no_visual_proj else None, agva_audio_along_cells=args.agva_audio_along_cells,
         weak_loss_on=args.weak_loss_on, backend=args.backend,
     )
     milestones = None
@@ -130,17 +133,23 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
     train_cfg = TrainConfig(
         data=args.data, difficulty=args.difficulty, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, lr_milestones=milestones, lr_gamma=args.lr_gamma, grad_clip=args.grad_clip, seed=args.seed,
-        data_seed=args.data_seed, amp=args.amp, compile=args.compile, device=args.device,
+        data_seed=args.data_seed, amp=args.amp, tf32=args.tf32, compile=args.compile, device=args.device,
         num_workers=args.num_workers, max_steps=args.max_steps, subset=args.subset,
         eval_batch_size=args.eval_batch_size,
     ).resolve(model_cfg.setting)
-    if args.debug_nan_at_step is not None and args.debug_nan_at_step < 1:
-        raise ConfigError(f"--debug-nan-at-step must be >= 1, got {args.debug_nan_at_step}")
+    for flag in ("debug_nan_at_step", "debug_nan_grad_at_step"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     if args.resume not in (None, "auto") and not os.path.isfile(args.resume):
         raise ConfigError(f"--resume {args.resume!r}: no such checkpoint file")
     last = Path(train_cfg.out) / "last.pt"
     if args.resume == "auto" and not last.is_file():
         raise ConfigError(f"--resume: {str(last)!r} does not exist (nothing to resume in --out {train_cfg.out!r})")
+    if args.resume not in (None, "auto") and last.exists() and not _same_file(args.resume, last) and not args.overwrite:
+        raise ConfigError(
+            f"--out {train_cfg.out!r} already holds another run ({last}); resuming {args.resume!r} there would mix "
+            f"the two runs' checkpoints: choose an --out without a run, or --resume {str(last)!r} to continue that one"
+        )
     if args.resume is None and last.exists() and not args.overwrite:
         raise ConfigError(
             f"--out {train_cfg.out!r} already holds a run ({last}); pass --resume to continue it, "
@@ -151,10 +160,15 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
     return model_cfg, train_cfg
 
 
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return Path(a).resolve() == Path(b).resolve()
+
+
 def main(args: argparse.Namespace) -> int:
     model_cfg, cfg = configs_from_args(args)
     resume = None if args.resume is None else (str(Path(cfg.out) / "last.pt") if args.resume == "auto" else args.resume)
-    return train(model_cfg, cfg, resume=resume, debug_nan_at_step=args.debug_nan_at_step)
+    return train(model_cfg, cfg, resume=resume, debug_nan_at_step=args.debug_nan_at_step,
+                 debug_nan_grad_at_step=args.debug_nan_grad_at_step)
 
 
 def seed_everything(seed: int) -> None:
@@ -164,26 +178,32 @@ def seed_everything(seed: int) -> None:
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None,
-          debug_nan_at_step: int | None = None) -> int:
+          debug_nan_at_step: int | None = None, debug_nan_grad_at_step: int | None = None) -> int:
     # ---- processes: DDP when launched by torchrun (RANK/WORLD_SIZE set) ----
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, world_size, local_rank = 0, 1, 0
     if ddp:
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = resolve_device(cfg.device, local_rank)
+    device = resolve_device(cfg.device, local_rank, distributed=ddp)
     if cfg.batch_size % world_size:
         raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
+    if model_cfg.backend == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ConfigError(f"--backend triton needs a CUDA device, got {device} (CPU only under TRITON_INTERPRET=1); "
+                          "use --backend auto")
+    if cfg.tf32 and device.type != "cuda":
+        raise ConfigError(f"--tf32 applies to CUDA devices only, got {device}")
     if device.type == "cuda":
         torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True  # as nanoGPT: fp32 runs use TF32 tensor cores on CUDA
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
     if ddp:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
     out = Path(cfg.out)
     try:
-        return _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step)
+        return _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
+                      debug_nan_grad_at_step)
     finally:
         if ddp:
             dist.destroy_process_group()
@@ -194,7 +214,17 @@ def _log(master: bool, msg: str, *, err: bool = False) -> None:
         tqdm.write(msg, file=sys.stderr if err else sys.stdout)
 
 
-def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step) -> int:
+def _stop_non_finite(master: bool, bar, out: Path, epoch: int, step: int, what: str) -> int:
+    """Stops before the optimizer step: the parameters (and every checkpoint written) stay finite."""
+    bar.close()
+    kept = (f"the last good checkpoint is {out / 'last.pt'} (epoch {epoch - 1})" if epoch > 1
+            else "no checkpoint was written yet")
+    _log(master, f"error: non-finite {what} at epoch {epoch}, step {step + 1}; training stopped, {kept}", err=True)
+    return 1
+
+
+def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
+           debug_nan_grad_at_step) -> int:
     ckpt = None
     if resume is not None:
         ckpt = load_checkpoint(resume)
@@ -245,10 +275,14 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         if resume is None:  # a fresh start (--overwrite): no stale files of an earlier run
             for name in ("last.pt", "best.pt", "result.json", "metrics.jsonl"):
                 (out / name).unlink(missing_ok=True)
-        elif not (out / "best.pt").exists() and (Path(resume).parent / "best.pt").is_file():
-            # resuming into another directory: bring the run's best checkpoint along
-            best_bytes = (Path(resume).parent / "best.pt").read_bytes()
-            atomic_write(out / "best.pt", lambda f: f.write(best_bytes))
+        elif not _same_file(Path(resume).parent, out):
+            # resuming into another directory: bring the run's best checkpoint along (never keep a stale one)
+            source_best = Path(resume).parent / "best.pt"
+            if source_best.is_file():
+                best_bytes = source_best.read_bytes()
+                atomic_write(out / "best.pt", lambda f: f.write(best_bytes))
+            else:
+                (out / "best.pt").unlink(missing_ok=True)
         write_json(out / "config.json", {"model": model_cfg.to_dict(), "train": cfg.to_dict(),
                                          "world_size": world_size, "parameters": n_params})
         write_jsonl(out / "metrics.jsonl", history)
@@ -290,23 +324,23 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             loss = model.loss(output, segment_labels, video_labels)
             if debug_nan_at_step is not None and global_step == debug_nan_at_step:
                 loss = loss * float("nan")
+            if debug_nan_grad_at_step is not None and global_step == debug_nan_grad_at_step:
+                # finite loss, NaN gradient: d sqrt(x)/dx at x = 0 is inf, times 0
+                loss = loss + torch.sqrt(0.0 * next(model.parameters()).sum())
             reported = loss.detach().clone()
             if world_size > 1:  # every rank must agree to stop, before the gradient all-reduce
                 dist.all_reduce(reported)
                 reported /= world_size
             loss_value = reported.item()
             if not math.isfinite(loss_value):
-                bar.close()
-                kept = (f"the last good checkpoint is {out / 'last.pt'} (epoch {epoch - 1})" if epoch > 1
-                        else "no checkpoint was written yet")
-                _log(master, f"error: non-finite training loss ({loss_value}) at epoch {epoch}, step {step + 1}; "
-                             f"training stopped, {kept}", err=True)
-                return 1
+                return _stop_non_finite(master, bar, out, epoch, step, f"training loss ({loss_value})")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.unscale_(optimizer)
+            # the norm of the all-reduced gradients: the same on every rank, so all ranks agree to stop
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf).item()
+            if not math.isfinite(grad_norm) and not scaler.is_enabled():  # fp16: the scaler skips the step
+                return _stop_non_finite(master, bar, out, epoch, step, f"gradient norm ({grad_norm})")
             scaler.step(optimizer)
             scaler.update()
             total_loss += loss_value

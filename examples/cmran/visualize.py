@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from .config import ConfigError
-from .evaluate import build_splits, load_trained_model, resolve_device
+from .evaluate import build_splits, load_trained_model, resolve_device, with_data
 
 BACKGROUND = 28
 
@@ -126,15 +126,11 @@ def main(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from .config import TrainConfig
 
     device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device)
+    model, ckpt = load_trained_model(args.checkpoint, device, backend="reference")  # the one returning weights
     cfg = model.config
-    train_cfg = ckpt["train_config"]
-    if args.data is not None:
-        train_cfg = TrainConfig.from_dict({**train_cfg.to_dict(), "data": args.data})
-        train_cfg.validate()
+    train_cfg = with_data(ckpt["train_config"], args.data)
     dataset = build_splits(cfg, train_cfg)[args.split]
     idx = pick_videos(dataset, args.num_videos)
     items = [dataset[i] for i in idx]
