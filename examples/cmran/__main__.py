@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 SUBCOMMANDS = {
@@ -56,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
 
     args = build_parser().parse_args(argv)
+    quiet = os.environ.get("RANK", "0") != "0"  # under torchrun every rank fails alike; rank 0 says why
     try:
         return int(args._main(args) or 0)
     except ConfigError as exc:
+        if quiet:
+            return 2
         args._parser.error(str(exc))  # exits with status 2
     except (CheckpointError, *_data_error()) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if not quiet:
+            print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
