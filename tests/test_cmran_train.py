@@ -346,3 +346,13 @@ def test_subcommands_are_wired(capsys):
         code, out, _ = run(capsys, sub, "--help")
         assert code == 0 and flag in out
     assert "--debug-nan-at-step" not in run(capsys, "train", "--help")[1]
+
+
+def test_only_rank_zero_reports_errors(capsys, monkeypatch, tmp_path):
+    argv = ["train", "--data", "synthetic", "--epochs", "0", "--out", tmp_path / "out"]
+    monkeypatch.setenv("RANK", "1")
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err == ""
+    monkeypatch.setenv("RANK", "0")
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "epochs" in err
