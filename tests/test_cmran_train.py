@@ -127,15 +127,20 @@ def test_weak_setting_with_bf16_autocast(capsys, tmp_path):
     assert 0 <= json.loads((out / "result.json").read_text())["test_acc"] <= 1
 
 
+def assert_stopped_keeping_epoch_1(code: int, err: str, out: Path, what: str, where: str) -> None:
+    """Training stopped with status 1 at ``where``, naming ``what``; last.pt is epoch 1's, all finite."""
+    assert code == 1
+    assert f"non-finite {what}" in err and where in err and "last.pt (epoch 1)" in err
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tmp_path):
     out = tmp_path / "nan"
     # 2 steps per epoch: step 3 is the first step of epoch 2
     code, stdout, err = run(capsys, "train", *TINY, "--epochs", "3", "--out", out, "--debug-nan-at-step", "3")
-    assert code == 1
-    assert "non-finite training loss" in err and "epoch 2, step 1" in err and "last.pt (epoch 1)" in err
-    ckpt = load_checkpoint(out / "last.pt")
-    assert ckpt["epoch"] == 1
-    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert_stopped_keeping_epoch_1(code, err, out, "training loss", "epoch 2, step 1")
     assert [r["epoch"] for r in records(out / "metrics.jsonl")] == [1]
     assert not (out / "result.json").exists()
     # and the run can be resumed from there
@@ -154,11 +159,7 @@ def test_non_finite_gradient_stops_before_the_optimizer_step(capsys, tmp_path):
     # a finite loss with a NaN gradient at step 4, the last step of epoch 2: without the gradient
     # check, Adam would make the weights NaN and epoch 2's last.pt would hold them
     code, _, err = run(capsys, "train", *TINY, "--epochs", "3", "--out", out, "--debug-nan-grad-at-step", "4")
-    assert code == 1
-    assert "non-finite gradient norm" in err and "epoch 2, step 2" in err and "last.pt (epoch 1)" in err
-    ckpt = load_checkpoint(out / "last.pt")
-    assert ckpt["epoch"] == 1
-    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert_stopped_keeping_epoch_1(code, err, out, "gradient norm", "epoch 2, step 2")
 
 
 def test_resume_into_another_directory(capsys, tmp_path, two_epochs):

@@ -56,6 +56,13 @@ def _positive(name: str, value) -> None:
         raise ConfigError(f"{name} must be a finite positive number, got {value!r}")
 
 
+def check_data(data: str) -> None:
+    """``data`` is 'synthetic' or an existing directory (the AVE release layout)."""
+    if data != "synthetic" and not os.path.isdir(data):
+        raise ConfigError(f"data directory {data!r} does not exist: no such directory "
+                          "(pass 'synthetic' or the AVE release directory)")
+
+
 def _set(obj, name: str, value) -> None:
     object.__setattr__(obj, name, value)
 
@@ -222,8 +229,7 @@ class TrainConfig:
     def validate(self) -> None:
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"data must be 'synthetic' or a directory, got {self.data!r}")
-        if self.data != "synthetic" and not os.path.isdir(self.data):
-            raise ConfigError(f"data directory {self.data!r} does not exist (pass 'synthetic' or the AVE release directory)")
+        check_data(self.data)
         if self.difficulty is not None:
             if self.data != "synthetic":
                 raise ConfigError(f"difficulty applies only to data='synthetic', got data={self.data!r}")

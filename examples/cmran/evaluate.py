@@ -11,14 +11,13 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
-from .config import ConfigError, ModelConfig, TrainConfig
+from .config import ConfigError, ModelConfig, TrainConfig, check_data
 from .model import CMRAN
 
 SPLITS = ("train", "val", "test")
@@ -162,8 +161,8 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.num_workers < 0:
         raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
-    if args.data is not None and args.data != "synthetic" and not os.path.isdir(args.data):
-        raise ConfigError(f"--data {args.data!r}: no such directory (pass 'synthetic' or the AVE release directory)")
+    if args.data is not None:
+        check_data(args.data)  # before the checkpoint is loaded
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device)
     train_cfg = with_data(ckpt["train_config"], args.data)

@@ -338,7 +338,10 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             # the norm of the all-reduced gradients: the same on every rank, so all ranks agree to stop
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf).item()
+            if cfg.grad_clip > 0:
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]).item()
             if not math.isfinite(grad_norm) and not scaler.is_enabled():  # fp16: the scaler skips the step
                 return _stop_non_finite(master, bar, out, epoch, step, f"gradient norm ({grad_norm})")
             scaler.step(optimizer)
