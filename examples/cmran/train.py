@@ -113,6 +113,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--debug-nan-at-step", type=int, default=None, help=argparse.SUPPRESS)
     # Testing aid, hidden: a finite loss whose gradient is NaN at this step.
     g.add_argument("--debug-nan-grad-at-step", type=int, default=None, help=argparse.SUPPRESS)
+    # Testing aid, hidden: save every step's global batch (dataset indices) and all-reduced gradient here.
+    g.add_argument("--debug-grads-out", default=None, help=argparse.SUPPRESS)
 
 
 def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
@@ -168,7 +170,7 @@ def main(args: argparse.Namespace) -> int:
     model_cfg, cfg = configs_from_args(args)
     resume = None if args.resume is None else (str(Path(cfg.out) / "last.pt") if args.resume == "auto" else args.resume)
     return train(model_cfg, cfg, resume=resume, debug_nan_at_step=args.debug_nan_at_step,
-                 debug_nan_grad_at_step=args.debug_nan_grad_at_step)
+                 debug_nan_grad_at_step=args.debug_nan_grad_at_step, debug_grads_out=args.debug_grads_out)
 
 
 def seed_everything(seed: int) -> None:
@@ -178,7 +180,8 @@ def seed_everything(seed: int) -> None:
 
 
 def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None,
-          debug_nan_at_step: int | None = None, debug_nan_grad_at_step: int | None = None) -> int:
+          debug_nan_at_step: int | None = None, debug_nan_grad_at_step: int | None = None,
+          debug_grads_out: str | None = None) -> int:
     # ---- processes: DDP when launched by torchrun (RANK/WORLD_SIZE set) ----
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, world_size, local_rank = 0, 1, 0
@@ -203,7 +206,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None
     out = Path(cfg.out)
     try:
         return _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
-                      debug_nan_grad_at_step)
+                      debug_nan_grad_at_step, debug_grads_out)
     finally:
         if ddp:
             dist.destroy_process_group()
@@ -223,8 +226,27 @@ def _stop_non_finite(master: bool, bar, out: Path, epoch: int, step: int, what: 
     return 1
 
 
+def _global_order(sampler: DistributedSampler, world_size: int) -> list[list[int]]:
+    """Every rank's dataset indices for this epoch, in order (collective under DDP; debugging aid)."""
+    mine = list(sampler)
+    if world_size == 1:
+        return [mine]
+    orders = [None] * world_size
+    dist.all_gather_object(orders, mine)
+    return orders
+
+
+def _grad_record(model, order: list[list[int]], epoch: int, step: int, local_batch: int) -> dict:
+    """The global batch of this step (per rank) and the gradient the optimizer is about to use."""
+    return {
+        "epoch": epoch, "step": step,
+        "indices": [o[step * local_batch:(step + 1) * local_batch] for o in order],
+        "grad": {n: p.grad.detach().cpu().clone() for n, p in model.named_parameters() if p.grad is not None},
+    }
+
+
 def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
-           debug_nan_grad_at_step) -> int:
+           debug_nan_grad_at_step, debug_grads_out=None) -> int:
     ckpt = None
     if resume is not None:
         ckpt = load_checkpoint(resume)
@@ -305,10 +327,12 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
 
     # ---- train ----
     global_step = start_epoch * steps_per_epoch
+    grad_log: list[dict] = []
     for epoch in range(start_epoch + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         model.train()
         sampler.set_epoch(epoch)
+        order = _global_order(sampler, world_size) if debug_grads_out is not None else None
         lr = optimizer.param_groups[0]["lr"]
         total_loss = 0.0
         bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not master,
@@ -337,6 +361,8 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
+            if order is not None:
+                grad_log.append(_grad_record(model, order, epoch, step, cfg.batch_size // world_size))
             # the norm of the all-reduced gradients: the same on every rank, so all ranks agree to stop
             if cfg.grad_clip > 0:
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
@@ -370,6 +396,9 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         del state
         _log(master, f"epoch {epoch:3d}/{cfg.epochs} | train loss {record['train_loss']:.4f} | "
                      f"val acc {100 * val_acc:6.2f}%{' *' if improved else '  '} | lr {lr:.2e} | {seconds:6.1f} s")
+
+    if debug_grads_out is not None and master:
+        save_checkpoint(debug_grads_out, grad_log)
 
     # ---- test the best checkpoint, once ----
     if world_size > 1:
