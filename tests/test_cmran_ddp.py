@@ -95,7 +95,6 @@ def test_two_process_ddp_matches_one_process(tmp_path, monkeypatch):
         own_error = (g_single - g64).norm()
         atol = 4 * torch.finfo(torch.float32).eps * g64.norm()
         ddp_error = (g_ddp - g64).norm()
-
         assert own_error < 1e-3 * g64.norm(), "the float32 gradient itself is off: the reference is not this batch's"
         assert ddp_error <= 2 * own_error + atol, (
             f"epoch {d['epoch']} step {d['step']}: DDP gradient error {ddp_error:.3e} vs the single process's "
