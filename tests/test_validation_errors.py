@@ -62,7 +62,7 @@ def test_layer_errors_name_argument_and_shapes():
         cmra(q, [torch.randn(3, 5, 16)])
     with pytest.raises(TypeError, match=r"memory must be a list or tuple of tensors, got Tensor"):
         cmra(q, q)
-    with pytest.raises(ValueError, match=r"dim must be divisible by num_heads"):
+    with pytest.raises(ValueError, match=r"num_heads must divide dim=10, got num_heads=3"):
         avattn.CrossModalRelationAttention(10, 3)
 
     fcat = avattn.FeatureConcatCMRA(16, 2)
