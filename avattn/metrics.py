@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from .functional._validate import check_float_tensor
-from .losses import BACKGROUND
+from .losses import BACKGROUND, check_label_range
 
 
 def predict_segments(event_logits: Tensor, class_logits: Tensor, *, background: int = BACKGROUND) -> Tensor:
@@ -28,10 +28,15 @@ def predict_segments(event_logits: Tensor, class_logits: Tensor, *, background: 
     return torch.where(event_logits > 0, category, torch.full_like(category, background))
 
 
-def segment_accuracy(predictions: Tensor, segment_labels: Tensor) -> Tensor:
-    """Fraction of segments whose predicted label equals the true one. Shapes: (B, T), (B, T) -> ()."""
+def segment_accuracy(predictions: Tensor, segment_labels: Tensor, *, background: int = BACKGROUND) -> Tensor:
+    """Fraction of segments whose predicted label equals the true one. Shapes: (B, T), (B, T) -> ().
+
+    ``segment_labels`` must be event classes ``0..background-1`` or ``background`` (checked as in
+    ``avattn.losses``: eagerly on CPU, ``torch._assert_async`` elsewhere).
+    """
     if predictions.shape != segment_labels.shape:
         raise ValueError(
             f"predictions and segment_labels must have the same shape (B, T), got {tuple(predictions.shape)} and {tuple(segment_labels.shape)}"
         )
+    check_label_range("segment_labels", segment_labels, background, background=background)
     return (predictions == segment_labels).float().mean()

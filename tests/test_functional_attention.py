@@ -150,3 +150,64 @@ def test_forced_backend_explains_refusal(monkeypatch):
         cmra_attention(q[..., :8], [ks[0][..., :8]], [vs[0][..., :8]], backend="triton")
     with pytest.raises(ValueError, match="backend must be one of"):
         cmra_attention(q, ks, vs, backend="flash")
+
+
+def expected_nan(q, ks, vs):
+    """out[b, q, h, d] is NaN iff the query row, any key of (b, h), or any value (b, :, h, d) is NaN.
+
+    Padding never hides a NaN: as in nn.MultiheadAttention, whose mask is added to the scores.
+    """
+    k_nan = torch.cat(ks, 1).isnan().any(-1).any(1)  # (b, h)
+    v_nan = torch.cat(vs, 1).isnan().any(1)  # (b, h, d)
+    return q.isnan().any(-1, keepdim=True) | k_nan[:, None, :, None] | v_nan[:, None]
+
+
+@pytest.mark.parametrize("padding", ["no_masks", "elsewhere", "nan_position", "whole_row"])
+@pytest.mark.parametrize("where", ["query", "key", "value", "second_source_value"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_nan_semantics_agree_across_backends(where, padding, dtype):
+    q, ks, vs, _ = rand_attention_inputs(3, 4, [5, 3], 2, 8, dtype=dtype)
+    target = {"query": q, "key": ks[0], "value": vs[0], "second_source_value": vs[1]}[where]
+    target[1, 2, 1, 3] = float("nan")
+    masks = [torch.zeros(3, 5, dtype=torch.bool), torch.zeros(3, 3, dtype=torch.bool)]
+    masks[0][0, 1] = True
+    if padding == "nan_position" and where != "query":
+        masks[1 if where == "second_source_value" else 0][1, 2] = True
+    if padding == "whole_row":
+        masks[0][1], masks[1][1] = True, True
+    if padding == "no_masks":
+        masks = None
+    want = expected_nan(q, ks, vs)
+    assert want.any() and not want.all()
+    for backend in ("reference", "sdpa"):
+        out = cmra_attention(q, ks, vs, key_padding_masks=masks, backend=backend)
+        assert torch.equal(out.isnan(), want), backend
+    finite_rows = ~want.any(-1).any(-1)  # batch rows and steps untouched by the NaN stay exact
+    torch.testing.assert_close(
+        cmra_attention(q, ks, vs, key_padding_masks=masks, backend="sdpa")[finite_rows],
+        naive_attention(q, ks, vs, masks)[finite_rows],
+    )
+
+
+@pytest.mark.parametrize("backend", ["reference", "sdpa"])
+@pytest.mark.parametrize("where", ["query_unmasked", "query", "padded_key_or_value"])
+def test_nan_like_multihead_attention(backend, where):
+    from avattn import CrossModalRelationAttention
+
+    mha = torch.nn.MultiheadAttention(16, 2, batch_first=True, dtype=torch.float64).eval()
+    cmra = CrossModalRelationAttention.from_multihead_attention(mha, backend=backend).eval()
+    x, memory = torch.randn(3, 4, 16, dtype=torch.float64), torch.randn(3, 6, 16, dtype=torch.float64)
+    mask = torch.zeros(3, 6, dtype=torch.bool)
+    mask[:, 4:] = True
+    if where.startswith("query"):
+        x[1, 2, 5] = float("nan")
+    else:
+        memory[1, 5, 0] = float("nan")  # a padded step: its key and value both hold NaN after projection
+    if where == "query_unmasked":
+        mask = None
+    with torch.no_grad():
+        want, _ = mha(x, memory, memory, key_padding_mask=mask)
+        out = cmra(x, [memory], key_padding_masks=None if mask is None else [mask])
+    assert torch.equal(out.isnan(), want.isnan())
+    assert want.isnan().any()
+    torch.testing.assert_close(out[~want.isnan()], want[~want.isnan()])

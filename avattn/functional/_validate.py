@@ -8,6 +8,8 @@ Axis legend (einops names used across avattn):
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -86,8 +88,15 @@ def validate_attention_inputs(
             raise ValueError(f"key_padding_masks[{i}] must be on the query's device {query.device}, got {m.device}")
 
 
-def validate_options(scale: float | None, dropout_p: float) -> None:
-    if scale is not None and not (isinstance(scale, (int, float)) and scale > 0):
-        raise ValueError(f"scale must be a positive number or None, got {scale!r}")
-    if not (isinstance(dropout_p, (int, float)) and 0.0 <= dropout_p < 1.0):
+def _is_real(x: object) -> bool:
+    """A Python or numpy real number (bool excluded)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def validate_options(scale: object, dropout_p: object) -> tuple[float | None, float]:
+    """Checks ``scale`` (None or finite > 0) and ``dropout_p`` (in [0, 1)); returns them as Python floats."""
+    if scale is not None and not (_is_real(scale) and math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite positive number or None, got {scale!r}")
+    if not (_is_real(dropout_p) and 0.0 <= dropout_p < 1.0):
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
+    return (None if scale is None else float(scale)), float(dropout_p)

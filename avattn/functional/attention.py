@@ -33,7 +33,7 @@ def cmra_attention(
         key_padding_masks: None, or one entry per source: None or a bool (B, Tk_i) mask,
             True = padded (ignored), as in ``nn.MultiheadAttention``. A batch row whose keys
             are all padded returns zeros.
-        scale: logit scale, default ``Dh ** -0.5``.
+        scale: logit scale, a finite positive number (numpy scalars too); default ``Dh ** -0.5``.
         dropout_p: dropout on the attention weights (pass 0.0 in eval mode).
         return_weights: also return the pre-dropout weights (B, H, Tq, sum Tk_i).
         backend: "auto" (fastest that can serve), "reference", "sdpa" or "triton".
@@ -42,7 +42,7 @@ def cmra_attention(
         (B, Tq, H, Dh), or ``(out, weights)`` when ``return_weights``.
     """
     validate_attention_inputs(query, keys, values, key_padding_masks)
-    validate_options(scale, dropout_p)
+    scale, dropout_p = validate_options(scale, dropout_p)
     name = select_backend(backend, query, keys, values, key_padding_masks, dropout_p, return_weights)
     out, weights = RUN[name](query, keys, values, key_padding_masks, scale, dropout_p, return_weights)
     return (out, weights) if return_weights else out

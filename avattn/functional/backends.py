@@ -123,6 +123,13 @@ WHY_NOT: dict[str, Callable[..., str | None]] = {
 RUN = {"reference": _run_reference, "sdpa": _run_sdpa, "triton": _run_triton}
 
 
+def check_backend_name(name: str, backend: object) -> str:
+    """``backend`` must be "auto" or one of ``BACKENDS``; ``name`` is the argument's name in the message."""
+    if not isinstance(backend, str) or backend not in ("auto",) + BACKENDS:
+        raise ValueError(f"{name} must be one of {('auto',) + BACKENDS}, got {backend!r}")
+    return backend
+
+
 def select_backend(
     backend: str,
     query: Tensor,
@@ -133,15 +140,16 @@ def select_backend(
     return_weights: bool,
 ) -> str:
     """The backend that will run this call; raises ``RuntimeError`` with the reason if forced and unable."""
+    check_backend_name("backend", backend)
     if backend == "auto":
         for name in AUTO_ORDER:
             if name == "triton" and query.device.type != "cuda":
                 continue  # the interpreter is for tests, never an automatic choice
             if WHY_NOT[name](query, keys, values, key_padding_masks, dropout_p, return_weights) is None:
                 return name
-        raise RuntimeError("no attention backend can serve this call")  # reference serves all
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {backend!r}")
+        # The reference serves the widest range of calls: its refusal is the one to act on.
+        reason = WHY_NOT["reference"](query, keys, values, key_padding_masks, dropout_p, return_weights)
+        raise RuntimeError(f"no attention backend can serve this call: {reason}")
     reason = WHY_NOT[backend](query, keys, values, key_padding_masks, dropout_p, return_weights)
     if reason is not None:
         raise RuntimeError(reason)

@@ -44,6 +44,10 @@ def reference_attention(
     Shapes: query (b, q, h, d); keys/values[i] (b, k_i, h, d); masks[i] (b, k_i) or None.
     Returns the output (b, q, h, d) and, if asked, the pre-dropout weights (b, h, q, sum k_i).
     A batch row whose keys are all padded gets zero output and zero weights.
+
+    NaN: a NaN in a query row, or in any key or value of a batch row (padded or not), gives NaN
+    in that row's output, as in ``nn.MultiheadAttention``: the padding mask is added to the
+    scores and the weights are multiplied, so masking never replaces a NaN by a finite number.
     """
     scale = query.shape[-1] ** -0.5 if scale is None else scale
     k = torch.cat(list(keys), dim=1)
@@ -55,10 +59,11 @@ def reference_attention(
         # a finite softmax keeps the backward pass free of NaN.
         all_padded = mask.all(dim=1, keepdim=True)
         mask = mask & ~all_padded
-        scores = scores.masked_fill(mask[:, None, None, :], torch.finfo(scores.dtype).min)
+        bias = torch.zeros(mask.shape, dtype=scores.dtype, device=scores.device)
+        scores = scores + bias.masked_fill(mask, torch.finfo(scores.dtype).min)[:, None, None, :]
     weights = scores.softmax(dim=-1)
     if mask is not None:
-        weights = weights.masked_fill(all_padded[:, None, None, :], 0.0)
+        weights = weights * ~all_padded[:, None, None, :]
     attn = F.dropout(weights, p=dropout_p) if dropout_p > 0 else weights
     out = torch.einsum("bhqk,bkhd->bqhd", attn, v)
     return out, (weights if return_weights else None)

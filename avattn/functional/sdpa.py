@@ -22,7 +22,11 @@ def sdpa_attention(
     scale: float | None = None,
     dropout_p: float = 0.0,
 ) -> Tensor:
-    """Same contract as ``reference_attention`` (no weights). Returns (b, q, h, d)."""
+    """Same contract as ``reference_attention`` (no weights), NaN semantics included. Returns (b, q, h, d).
+
+    Torch's CPU kernel writes zeros for a query row holding NaN; adding ``0 * sum(query row)``
+    (one cheap reduction, no host sync) gives NaN there, as the reference does.
+    """
     k = torch.cat(list(keys), dim=1).transpose(1, 2)
     v = torch.cat(list(values), dim=1).transpose(1, 2)
     q = query.transpose(1, 2)
@@ -32,7 +36,7 @@ def sdpa_attention(
         all_padded = mask.all(dim=1, keepdim=True)
         attn_mask = ~(mask & ~all_padded)[:, None, None, :]  # SDPA: True = takes part
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
-    out = out.transpose(1, 2)
+    out = out.transpose(1, 2) + query.sum(dim=-1, keepdim=True) * 0
     if mask is not None:
-        out = out.masked_fill(all_padded[:, :, None, None], 0.0)
+        out = out * ~all_padded[:, :, None, None]  # zeros fully padded rows; a NaN stays NaN
     return out

@@ -11,7 +11,14 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_same_batch_time, check_sequence_features, check_visual_map
+from ._checks import (
+    check_divisor,
+    check_input_dtypes,
+    check_positive_int,
+    check_same_batch_time,
+    check_sequence_features,
+    check_visual_map,
+)
 
 
 class AGSCAWeights(NamedTuple):
@@ -40,6 +47,8 @@ class AudioGuidedChannelAttention(nn.Module):
     ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
+        visual_dim, audio_dim = check_positive_int("visual_dim", visual_dim), check_positive_int("audio_dim", audio_dim)
+        reduction = check_divisor("reduction", reduction, "visual_dim", visual_dim)
         self.visual_dim, self.audio_dim = visual_dim, audio_dim
         self.audio_proj = nn.Linear(audio_dim, visual_dim, **kw)
         self.visual_proj = nn.Linear(visual_dim, visual_dim, **kw)
@@ -48,6 +57,7 @@ class AudioGuidedChannelAttention(nn.Module):
 
     def gates(self, visual: Tensor, audio: Tensor) -> Tensor:
         """M_c: (B, T, C). ``mean_n(a * v_n) = a * mean_n(v_n)`` saves a pass over the map."""
+        check_input_dtypes(self, visual=visual, audio=audio)
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
         check_same_batch_time("audio", audio, "visual", visual)
@@ -73,12 +83,15 @@ class AudioGuidedSpatialAttention(nn.Module):
     ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
+        visual_dim, audio_dim = check_positive_int("visual_dim", visual_dim), check_positive_int("audio_dim", audio_dim)
+        hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         self.visual_dim, self.audio_dim = visual_dim, audio_dim
         self.visual_proj = nn.Linear(visual_dim, hidden_dim, **kw)
         self.audio_proj = nn.Linear(audio_dim, hidden_dim, **kw)
         self.score = nn.Linear(hidden_dim, 1, **kw)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        check_input_dtypes(self, visual=visual, audio=audio)
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
         check_same_batch_time("audio", audio, "visual", visual)
@@ -112,6 +125,7 @@ class AGSCA(nn.Module):
         self.spatial = AudioGuidedSpatialAttention(visual_dim, audio_dim, hidden_dim=hidden_dim, **kw)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        check_input_dtypes(self, visual=visual, audio=audio)
         gated, channel = self.channel(visual, audio, return_weights=True)
         out, spatial = self.spatial(gated, audio, return_weights=True)
         return (out, AGSCAWeights(channel, spatial)) if return_weights else out

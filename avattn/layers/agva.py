@@ -9,7 +9,13 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_same_batch_time, check_sequence_features, check_visual_map
+from ._checks import (
+    check_input_dtypes,
+    check_positive_int,
+    check_same_batch_time,
+    check_sequence_features,
+    check_visual_map,
+)
 from .agsca import _cells
 
 
@@ -37,6 +43,9 @@ class AGVA(nn.Module):
     ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
+        visual_dim, audio_dim = check_positive_int("visual_dim", visual_dim), check_positive_int("audio_dim", audio_dim)
+        hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        attention_dim = check_positive_int("attention_dim", attention_dim)
         self.visual_dim, self.audio_dim = visual_dim, audio_dim
         self.attention_dim, self.audio_along_cells = attention_dim, audio_along_cells
         self.visual_hidden = nn.Linear(visual_dim, hidden_dim, **kw)
@@ -46,6 +55,7 @@ class AGVA(nn.Module):
         self.score = nn.Linear(attention_dim, 1, bias=False, **kw)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        check_input_dtypes(self, visual=visual, audio=audio)
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
         check_same_batch_time("audio", audio, "visual", visual)
@@ -67,10 +77,12 @@ class SpatialAverage(nn.Module):
     """The "without AGSCA" ablation: mean over cells. Same call signature as AGSCA and AGVA.
 
     Shapes: visual (B, T, H, W, C) or (B, T, N, C); audio (B, T, A), unused -> (B, T, C).
+    No parameters and the audio unused: its dtype is not checked.
     """
 
     def __init__(self, visual_dim: int = 512, audio_dim: int = 128, *, device=None, dtype=None) -> None:
         super().__init__()
+        visual_dim, audio_dim = check_positive_int("visual_dim", visual_dim), check_positive_int("audio_dim", audio_dim)
         self.visual_dim, self.audio_dim = visual_dim, audio_dim
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):

@@ -10,7 +10,15 @@ from typing import Literal
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_same_batch_time, check_sequence_features
+from ._checks import (
+    check_backend,
+    check_divisor,
+    check_dropout,
+    check_input_dtypes,
+    check_positive_int,
+    check_same_batch_time,
+    check_sequence_features,
+)
 from .relation_layer import RelationLayer
 
 INTERACTION_VARIANTS: tuple[str, ...] = ("cmra", "self", "none")
@@ -37,6 +45,9 @@ class AudioVideoInteraction(nn.Module):
         super().__init__()
         if variant not in INTERACTION_VARIANTS:
             raise ValueError(f"variant must be one of {INTERACTION_VARIANTS}, got {variant!r}")
+        dim = check_positive_int("dim", dim)
+        num_heads = check_divisor("num_heads", num_heads, "dim", dim)
+        dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
         self.dim, self.variant = dim, variant
         self.relation = None
         if variant != "none":
@@ -45,7 +56,8 @@ class AudioVideoInteraction(nn.Module):
             )
 
     def forward(self, video: Tensor, audio: Tensor, *, return_weights: bool = False):
-        check_sequence_features("video", video, self.dim)
+        check_input_dtypes(self, video=video, audio=audio)
+        check_sequence_features("video", video, self.dim, nonempty=True)
         check_sequence_features("audio", audio, self.dim)
         check_same_batch_time("audio", audio, "video", video)
         fused = video * audio

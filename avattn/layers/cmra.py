@@ -13,7 +13,15 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..functional import cmra_attention
-from ._checks import check_memory, check_sequence_features
+from ._checks import (
+    check_backend,
+    check_divisor,
+    check_dropout,
+    check_input_dtypes,
+    check_memory,
+    check_positive_int,
+    check_sequence_features,
+)
 
 
 class AttentionMaps(NamedTuple):
@@ -52,8 +60,10 @@ class CrossModalRelationAttention(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim must be divisible by num_heads, got dim={dim}, num_heads={num_heads}")
+        dim = check_positive_int("dim", dim)
+        num_heads = check_divisor("num_heads", num_heads, "dim", dim)
+        dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        memory_dim = None if memory_dim is None else check_positive_int("memory_dim", memory_dim)
         kw = {"device": device, "dtype": dtype}
         self.dim, self.num_heads, self.dropout, self.backend = dim, num_heads, dropout, backend
         self.memory_dim = dim if memory_dim is None else memory_dim
@@ -97,6 +107,7 @@ class CrossModalRelationAttention(nn.Module):
         key_padding_masks: Sequence[Tensor | None] | None = None,
         return_weights: bool = False,
     ):
+        check_input_dtypes(self, query=query, memory=memory)
         check_sequence_features("query", query, self.dim)
         check_memory("memory", memory, query, self.memory_dim)
         return self.attend(query, memory, key_padding_masks, return_weights)
@@ -134,6 +145,7 @@ class FeatureConcatCMRA(CrossModalRelationAttention):
     def __init__(self, dim: int, num_heads: int, *, num_sources: int = 2, **kwargs) -> None:
         if "memory_dim" in kwargs:
             raise ValueError("FeatureConcatCMRA sets memory_dim = num_sources * dim itself; do not pass memory_dim")
+        num_sources = check_positive_int("num_sources", num_sources)
         super().__init__(dim, num_heads, memory_dim=num_sources * dim, **kwargs)
         self.num_sources = num_sources
 
@@ -145,6 +157,7 @@ class FeatureConcatCMRA(CrossModalRelationAttention):
         key_padding_masks: Sequence[Tensor | None] | None = None,
         return_weights: bool = False,
     ):
+        check_input_dtypes(self, query=query, memory=memory)
         check_sequence_features("query", query, self.dim)
         check_memory("memory", memory, query, self.dim)
         if len(memory) != self.num_sources:

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_sequence_features
+from ._checks import check_input_dtypes, check_positive_int, check_sequence_features
 
 
 class SupervisedOutput(NamedTuple):
@@ -39,12 +39,14 @@ class SupervisedLocalizationHead(nn.Module):
 
     def __init__(self, dim: int = 256, num_classes: int = 28, *, device=None, dtype=None) -> None:
         super().__init__()
+        dim, num_classes = check_positive_int("dim", dim), check_positive_int("num_classes", num_classes)
         self.dim = dim
         self.relevance = nn.Linear(dim, 1, device=device, dtype=dtype)
         self.classifier = nn.Linear(dim, num_classes, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> SupervisedOutput:
-        check_sequence_features("x", x, self.dim)
+        check_input_dtypes(self, x=x)
+        check_sequence_features("x", x, self.dim, nonempty=True)
         return SupervisedOutput(self.relevance(x).squeeze(-1), self.classifier(x.amax(dim=1)))
 
 
@@ -57,12 +59,14 @@ class WeakLocalizationHead(nn.Module):
 
     def __init__(self, dim: int = 256, num_classes: int = 29, *, device=None, dtype=None) -> None:
         super().__init__()
+        dim, num_classes = check_positive_int("dim", dim), check_positive_int("num_classes", num_classes)
         self.dim = dim
         self.relevance = nn.Linear(dim, 1, device=device, dtype=dtype)
         self.classifier = nn.Linear(dim, num_classes, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> WeakOutput:
-        check_sequence_features("x", x, self.dim)
+        check_input_dtypes(self, x=x)
+        check_sequence_features("x", x, self.dim, nonempty=True)
         event_logits = self.relevance(x).squeeze(-1)
         class_logits = self.classifier(x.amax(dim=1))
         fused = torch.sigmoid(event_logits).unsqueeze(-1) * class_logits.unsqueeze(1)  # (b, t, k)

@@ -10,7 +10,16 @@ from typing import Literal
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_same_batch_time, check_sequence_features
+from ._checks import (
+    check_backend,
+    check_divisor,
+    check_dropout,
+    check_input_dtypes,
+    check_nonnegative_int,
+    check_positive_int,
+    check_same_batch_time,
+    check_sequence_features,
+)
 from .relation_layer import RelationLayer
 from .temporal_relation import InternalTemporalRelation
 
@@ -48,6 +57,11 @@ class RelationAwareModule(nn.Module):
         super().__init__()
         if variant not in CMRA_VARIANTS:
             raise ValueError(f"variant must be one of {CMRA_VARIANTS}, got {variant!r}")
+        query_dim, other_dim = check_positive_int("query_dim", query_dim), check_positive_int("other_dim", other_dim)
+        dim, ffn_dim = check_positive_int("dim", dim), check_positive_int("ffn_dim", ffn_dim)
+        itr_layers = check_nonnegative_int("itr_layers", itr_layers)
+        num_heads = check_divisor("num_heads", num_heads, "dim", dim)
+        dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
         kw = {"device": device, "dtype": dtype}
         self.variant, self.query_dim, self.other_dim = variant, query_dim, other_dim
         self.query_proj = nn.Linear(query_dim, dim, **kw)
@@ -72,7 +86,8 @@ class RelationAwareModule(nn.Module):
         return [self.itr(other), q]
 
     def forward(self, x: Tensor, other: Tensor, *, return_weights: bool = False):
-        check_sequence_features("x", x, self.query_dim)
+        check_input_dtypes(self, x=x, other=other)
+        check_sequence_features("x", x, self.query_dim, nonempty=True)
         check_sequence_features("other", other, self.other_dim)
         check_same_batch_time("other", other, "x", x)
         q = self.query_proj(x)

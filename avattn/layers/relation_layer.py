@@ -11,6 +11,14 @@ from typing import Literal
 import torch.nn as nn
 from torch import Tensor
 
+from ._checks import (
+    check_backend,
+    check_divisor,
+    check_dropout,
+    check_input_dtypes,
+    check_positive_int,
+    check_sequence_features,
+)
 from .cmra import CrossModalRelationAttention, FeatureConcatCMRA
 
 
@@ -20,11 +28,14 @@ class FeedForward(nn.Module):
     def __init__(self, dim: int, hidden_dim: int, *, dropout: float = 0.1, device=None, dtype=None) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
+        dim, hidden_dim = check_positive_int("dim", dim), check_positive_int("hidden_dim", hidden_dim)
+        dropout = check_dropout("dropout", dropout)
         self.net = nn.Sequential(
             nn.Linear(dim, hidden_dim, **kw), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, dim, **kw)
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        check_input_dtypes(self, x=x)
         return self.net(x)
 
 
@@ -52,6 +63,12 @@ class RelationLayer(nn.Module):
     ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
+        dim = check_positive_int("dim", dim)
+        num_heads = check_divisor("num_heads", num_heads, "dim", dim)
+        ffn_dim = None if ffn_dim is None else check_positive_int("ffn_dim", ffn_dim)
+        num_sources = check_positive_int("num_sources", num_sources)
+        dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        self.dim = dim
         if memory_layout == "time":
             self.attn = CrossModalRelationAttention(dim, num_heads, dropout=dropout, backend=backend, **kw)
         elif memory_layout == "feature":
@@ -71,6 +88,8 @@ class RelationLayer(nn.Module):
         key_padding_masks: Sequence[Tensor | None] | None = None,
         return_weights: bool = False,
     ):
+        check_input_dtypes(self, x=x, memory=memory)
+        check_sequence_features("x", x, self.dim)
         attended = self.attn(x, memory, key_padding_masks=key_padding_masks, return_weights=return_weights)
         attended, maps = attended if return_weights else (attended, None)
         x = self.norm1(x + self.drop(attended))

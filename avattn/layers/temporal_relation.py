@@ -8,7 +8,15 @@ from __future__ import annotations
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_sequence_features
+from ._checks import (
+    check_backend,
+    check_divisor,
+    check_dropout,
+    check_input_dtypes,
+    check_nonnegative_int,
+    check_positive_int,
+    check_sequence_features,
+)
 from .relation_layer import RelationLayer
 
 
@@ -32,8 +40,10 @@ class InternalTemporalRelation(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        if num_layers < 0:
-            raise ValueError(f"num_layers must be >= 0, got {num_layers}")
+        in_dim, dim = check_positive_int("in_dim", in_dim), check_positive_int("dim", dim)
+        num_layers, ffn_dim = check_nonnegative_int("num_layers", num_layers), check_positive_int("ffn_dim", ffn_dim)
+        num_heads = check_divisor("num_heads", num_heads, "dim", dim)
+        dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
         kw = {"device": device, "dtype": dtype}
         self.in_dim = in_dim
         self.proj = nn.Linear(in_dim, dim, **kw)
@@ -43,7 +53,8 @@ class InternalTemporalRelation(nn.Module):
         )
 
     def forward(self, x: Tensor, *, key_padding_mask: Tensor | None = None) -> Tensor:
-        check_sequence_features("x", x, self.in_dim)
+        check_input_dtypes(self, x=x)
+        check_sequence_features("x", x, self.in_dim, nonempty=True)
         x = self.proj(x)
         masks = None if key_padding_mask is None else [key_padding_mask]
         for layer in self.layers:
