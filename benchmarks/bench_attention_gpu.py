@@ -386,6 +386,9 @@ def attention_case(shape, dtype_name, mode, device, copy_gbs, only=None):
         leaves = [x.to(dt).requires_grad_(mode != "fwd") for x in base]
         return dict(args=(leaves[0], leaves[1:1 + n], leaves[1 + n:], masks, scale), leaves=leaves)
 
+    # fresh compiled providers per case: past dynamo's recompile limit they would silently run eager
+    _COMPILED.clear()
+    torch._dynamo.reset()
     providers = attention_providers(masks, b, tq, tks, device)
     if only:
         providers = {k: v for k, v in providers.items() if k in only or k == "naive"}

@@ -5,7 +5,7 @@
 #
 # Steps (each under `timeout`, the whole run under GPU_CHECK_TOTAL_S, default 450 s):
 #   1 env     nvidia-smi, versions, GPU name, device-to-device copy bandwidth
-#   2 tests   tests/test_triton_attention_gpu.py (pytest-xdist -n 4 when installed)
+#   2 tests   tests/test_triton_attention_gpu.py (pytest-xdist -n 8 when installed)
 #   3 paper   benchmarks/gpu_paper_check.py: B=4096 bf16 forward and gradients vs the fp32
 #             reference beside torch's own bf16 error; registers / spills / shared memory
 #   4 bench   benchmarks/bench_attention_gpu.py --quick with its correctness gates, in a budget
@@ -92,7 +92,7 @@ sed -n '/^== 1 env/,$p' "$LOG" | tail -n +2 >> "$SUMMARY"
 if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2> /dev/null; then
     # 2 GPU tests ---------------------------------------------------------------------------
     XDIST=()
-    if "$PY" -c 'import xdist' 2> /dev/null; then XDIST=(-n 4); fi
+    if "$PY" -c 'import xdist' 2> /dev/null; then XDIST=(-n 8); fi
     run_step "2 tests" 110 "$PY" -m pytest tests/test_triton_attention_gpu.py -q -ra -p no:cacheprovider ${XDIST[@]+"${XDIST[@]}"}
     # 3 paper shape check -------------------------------------------------------------------
     run_step "3 paper" 75 "$PY" benchmarks/gpu_paper_check.py
