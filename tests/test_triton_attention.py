@@ -212,6 +212,66 @@ def test_more_sources_than_one_launch():
 
 
 @in_process
+def test_more_sources_fp16_sums_partial_dq_in_fp32(monkeypatch):
+    # 6 fp16 sources: two dQ launches whose partials must be fp32 buffers, summed before one rounding.
+    q, ks, vs, m = _make_inputs(3, 10, [10, 7, 10, 3, 10, 9], 2, 32, torch.float16, ["random", None, None, "random", None, None])
+    made = []
+    real_buffer = OP._buffer
+    monkeypatch.setattr(OP, "_buffer", lambda shape, dtype, device: made.append((tuple(shape), dtype)) or real_buffer(shape, dtype, device))
+    _check_against_reference(q, ks, vs, m, torch.float16)
+    partials = [dt for shape, dt in made if shape == tuple(q.shape)][-2:]  # the last two q-shaped buffers: dQ partials
+    assert partials == [torch.float32, torch.float32], made
+
+
+@in_process
+def test_launches_run_on_the_tensors_device(monkeypatch):
+    entered = []
+
+    class Guard:
+        def __init__(self, device):
+            entered.append(device)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    # CUDA tensors get torch.cuda.device(their device) (a tensor on cuda:1 launches on cuda:1) ...
+    monkeypatch.setattr(torch.cuda, "device", Guard)
+    with OP._device_guard(torch.device("cuda", 1)):
+        pass
+    assert entered == [torch.device("cuda", 1)]
+    # ... and both ops launch inside that guard
+    seen = []
+    real_guard = OP._device_guard
+    monkeypatch.setattr(OP, "_device_guard", lambda device: seen.append(device) or real_guard(device))
+    q, ks, vs, m = _make_inputs(2, 3, [4], 1, 16, torch.float32)
+    q, ks, vs = _leaves(q, ks, vs, torch.float32)
+    OP.cmra_attention_triton(q, ks, vs, m, None).sum().backward()
+    assert seen == [q.device, q.device]
+
+
+@in_process
+def test_why_not_checks_every_launch_grid_axis():
+    # zero-stride views: huge lengths without memory
+    def long(t, d=32):
+        return torch.zeros(1, 1, 1, d).expand(1, t, 1, d)
+
+    q = long(1)
+    assert OP.why_not(q, [long(1000)], [long(1000)], None) is None
+    cfg = OP.choose_config(1, [10**7], 32, torch.float32)
+    too_many = 65535 * cfg.bwd_block_n + 1  # fits the forward (one row block) but not the dK/dV key axis
+    assert OP._row_grid(1, 1, cfg)[1] <= 65535
+    reason = OP.why_not(q, [long(10), long(too_many)], [long(10), long(too_many)], None)
+    assert reason is not None and "dK/dV of source 1" in reason and "axis 1" in reason and str(too_many) in reason
+    cfg = OP.choose_config(10**7, [1], 32, torch.float32)
+    rows = 65535 * cfg.block_m + 1
+    reason = OP.why_not(long(rows), [long(1)], [long(1)], None)
+    assert reason is not None and "forward and dQ" in reason and "axis 1" in reason
+
+
+@in_process
 def test_strided_views_need_no_copy():
     b, t_q, t_a, h, d = 2, 4, 6, 2, 32
     x = torch.randn(b, t_q, h * d, dtype=torch.float32)

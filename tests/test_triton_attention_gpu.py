@@ -85,6 +85,8 @@ DTYPES = [torch.bfloat16, torch.float16, torch.float32]
     [
         pytest.param(512, 10, [10, 10], 4, 64, None, id="ave"),
         pytest.param(512, 10, [10, 10], 4, 64, ["random", "full_row"], id="ave-masked"),
+        pytest.param(256, 10, [10, 10], 2, 128, ["random", "full_row"], id="ave-d128-masked"),
+        pytest.param(256, 10, [10, 10, 10], 4, 64, ["random", None, None], id="ave-3src"),
         pytest.param(64, 1, [1, 37, 5], 2, 128, None, id="tq1-3src-d128"),
         pytest.param(16, 37, [37, 13, 1], 2, 32, ["full_row", "full_row", "full_row"], id="odd-fullmask"),
         pytest.param(8, 29, [300, 77], 3, 80, ["random", None], id="d80-pad"),
@@ -139,3 +141,32 @@ def test_torch_compile_inductor_fullgraph():
     got = _run(lambda *a: compiled(*a)[None], *_leaves(q, ks, vs, torch.float16), m, torch.ones(1, device=DEV))
     for g, e in zip(got, eager):
         torch.testing.assert_close(g, e, rtol=1e-3, atol=1e-3)
+
+
+def test_new_batch_size_compiles_nothing_new():
+    from avattn.kernels import cmra_op
+
+    def variants():
+        return sum(len(entry[0]) for name in ("cmra_fwd_kernel", "cmra_bwd_packed_kernel", "cmra_delta_kernel",
+                                              "cmra_bwd_dkdv_kernel", "cmra_bwd_dq_kernel")
+                   for entry in getattr(getattr(cmra_op, name), "device_caches", {}).values())
+
+    for lengths in ([10, 10], [300, 77]):
+        q, ks, vs, m = _inputs(32, lengths[0], lengths, 4, 64, torch.bfloat16, ["random", None])
+        dout = torch.randn(q.shape, dtype=torch.float64, device=DEV)
+        _run(_triton, *_leaves(q, ks, vs, torch.bfloat16), m, dout)
+        before = variants()
+        for b in (31, 7, 1):  # B*H = 124, 28, 4: not divisible by 16, and smaller than one packed tile
+            _run(_triton, *_leaves(q[:b], [k[:b] for k in ks], [v[:b] for v in vs], [m[0][:b], None],
+                                   torch.bfloat16), [m[0][:b], None], dout[:b])
+        assert variants() == before > 0
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_tensors_on_the_second_gpu():
+    q, ks, vs, m = make_inputs(64, 10, [10, 10], 4, 64, torch.float16, ["random", None], device="cuda:1")
+    with torch.cuda.device(0):  # the current device is another GPU: the launch must follow the tensors
+        got = _run(_triton, *_leaves(q, ks, vs, torch.float16), m, torch.ones(q.shape, device="cuda:1"))
+    ref = _run(_reference, *_leaves(q, ks, vs, torch.float64), m, torch.ones(q.shape, device="cuda:1", dtype=torch.float64))
+    for g, r in zip(got, ref):
+        assert g.device == torch.device("cuda:1") and (g.double() - r).abs().max().item() < 2e-2

@@ -6,12 +6,14 @@ real compiler may refuse. This tool runs the launchers of ``avattn.kernels.cmra_
 tensors with every kernel replaced by a recorder, then compiles each distinct recorded launch
 (its dtypes, constexprs, warps and stages, exactly as the launcher chose them) with
 ``triton.compile`` for ``GPUTarget("cuda", ARCH, 32)``, down to a cubin with Triton's bundled
-``ptxas``, and checks the shared memory each kernel needs against the architecture's limit.
-Arguments are specialized as the JIT does on a GPU (ints equal to 1 become constants; ints and
-16-byte-aligned pointers get ``tt.divisibility=16``), so the code is what a GPU would run.
-Registers and spill (stack) bytes per thread are read from the cubin and printed, not checked.
+``ptxas``, and checks the shared memory each kernel needs against the architecture's limit
+and that no kernel spills registers (stack bytes per thread, read from the cubin with the
+bundled ``cuobjdump``, must be 0). Arguments are specialized as the JIT does on a GPU (ints
+equal to 1 become constants; ints and 16-byte-aligned pointers get ``tt.divisibility=16``;
+``do_not_specialize`` arguments are left alone), so the code is what a GPU would run.
 
     python tests/triton_compile_check.py [--arch 90] [--scenario ave-bf16 ...]
+    python tests/triton_compile_check.py --keys --batch 7 [--scenario ...]   # specialization keys only, no compile
 
 Must run in a process where Triton was imported without ``TRITON_INTERPRET=1``
 (``tests/test_triton_compile.py`` starts one). Prints one line per compiled kernel.
@@ -25,7 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -52,21 +54,29 @@ SCENARIOS = {
     "ave-bf16": Scenario(8, 10, (10, 10), 4, 64, torch.bfloat16),
     "ave-fp16": Scenario(8, 10, (10, 10), 4, 64, torch.float16),
     "ave-fp32": Scenario(8, 10, (10, 10), 4, 64, torch.float32),
+    "ave-bf16-masked": Scenario(8, 10, (10, 10), 4, 64, torch.bfloat16, masked=True),
+    # Short memory at head dim 128 (the packed backward's largest tiles), four sources.
+    "ave-bf16-d128": Scenario(8, 10, (10, 10, 10, 10), 2, 128, torch.bfloat16),
+    "ave-fp16-d128-masked": Scenario(8, 10, (10, 10), 2, 128, torch.float16, masked=True),
+    "ave-fp32-d128-masked": Scenario(8, 10, (10, 10), 2, 128, torch.float32, masked=True),
     # Long memory: FA2-style loops, separate delta / dK-dV / dQ kernels, masked tails.
     "long-bf16-masked": Scenario(2, 300, (257, 1000), 2, 128, torch.bfloat16, masked=True),
     "long-fp16-d64": Scenario(2, 300, (257, 1000), 4, 64, torch.float16),
+    "long-fp16-d128": Scenario(2, 300, (257, 1000), 2, 128, torch.float16),
     "long-fp32-d64": Scenario(2, 300, (257, 1000), 4, 64, torch.float32),
     # fp32 at head dim 128: the largest tiles in registers and shared memory.
     "long-fp32-d128": Scenario(2, 300, (257, 1000), 2, 128, torch.float32, masked=True),
     # Five sources: two launches merged through the log-sum-exp; head dim 16.
     "five-sources-fp16": Scenario(4, 7, (3, 5, 2, 6, 9), 2, 16, torch.float16, masked=True),
+    # Six sources at head dim 128 in bf16 (fp32 partial dQ buffers).
+    "six-sources-bf16-d128": Scenario(4, 10, (10, 10, 10, 10, 10, 10), 2, 128, torch.bfloat16, masked=True),
 }
 
 _KERNELS = ("cmra_fwd_kernel", "cmra_bwd_packed_kernel", "cmra_delta_kernel", "cmra_bwd_dkdv_kernel",
             "cmra_bwd_dq_kernel")
 
 
-def record_launches(scenario: Scenario) -> list[tuple]:
+def record_launches(scenario: Scenario, batch: int | None = None) -> list[tuple]:
     """(kernel, grid, args, kwargs) of every launch of one forward and one backward call."""
     from avattn.kernels import cmra_fwd, cmra_op
 
@@ -81,7 +91,7 @@ def record_launches(scenario: Scenario) -> list[tuple]:
         def __getitem__(self, grid):
             return lambda *args, **kwargs: calls.append((self.kernel, grid, args, kwargs))
 
-    s = scenario
+    s = scenario if batch is None else replace(scenario, batch=batch)
     q = torch.randn(s.batch, s.tq, s.heads, s.head_dim, dtype=s.dtype)
     keys = [torch.randn(s.batch, t, s.heads, s.head_dim, dtype=s.dtype) for t in s.tks]
     values = [torch.randn(s.batch, t, s.heads, s.head_dim, dtype=s.dtype) for t in s.tks]
@@ -123,18 +133,42 @@ def _resource_usage(cubin: bytes) -> dict:
     return {"registers": int(m.group(1)), "stack": int(m.group(2))} if m else {}
 
 
+def _backend(arch: int):
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import make_backend
+
+    target = GPUTarget("cuda", arch, 32)
+    return target, make_backend(target)
+
+
+def _key(kernel, options, signature, constexprs, attrs) -> tuple:
+    """What makes the JIT compile a new kernel: argument types, constants (constexprs and ints
+    equal to 1), divisibility attributes and options."""
+    return (kernel.__name__, repr(sorted(signature.items())), repr(sorted(constexprs.items(), key=repr)),
+            repr(attrs), repr(sorted(options.__dict__.items(), key=repr)))
+
+
+def specialization_keys(name: str, batch: int | None = None, arch: int = 90) -> list[tuple]:
+    """The distinct specialization keys of a scenario's launches (optionally at another batch size)."""
+    _, backend = _backend(arch)
+    keys = []
+    for kernel, _grid, args, kwargs in record_launches(SCENARIOS[name], batch):
+        key = _key(kernel, *_specialize(kernel, backend, args, dict(kwargs)))
+        if key not in keys:
+            keys.append(key)
+    return keys
+
+
 def compile_scenario(name: str, arch: int) -> list[dict]:
     """Compile every distinct launch of a scenario for sm_{arch}; one dict per kernel."""
     import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource, make_backend
+    from triton.compiler import ASTSource
 
-    target = GPUTarget("cuda", arch, 32)
-    backend = make_backend(target)
+    target, backend = _backend(arch)
     seen, results = set(), []
     for kernel, grid, args, kwargs in record_launches(SCENARIOS[name]):
         options, signature, constexprs, attrs = _specialize(kernel, backend, args, dict(kwargs))
-        key = (kernel.__name__, repr(sorted(signature.items())), repr(sorted(constexprs.items())), repr(attrs))
+        key = _key(kernel, options, signature, constexprs, attrs)
         if key in seen:
             continue
         seen.add(key)
@@ -154,12 +188,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--arch", type=int, default=90, choices=sorted(SMEM_LIMIT))
     p.add_argument("--scenario", nargs="*", default=list(SCENARIOS), choices=list(SCENARIOS))
+    p.add_argument("--keys", action="store_true", help="print the JIT specialization keys instead of compiling")
+    p.add_argument("--batch", type=int, default=None, help="with --keys: the batch size to record (default: the scenario's)")
     args = p.parse_args(argv)
     os.environ.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    if args.keys:
+        for name in args.scenario:
+            for key in specialization_keys(name, args.batch, args.arch):
+                print("KEY", name, *key, sep="\t", flush=True)
+        return 0
     failures = 0
     for name in args.scenario:
         for r in compile_scenario(name, args.arch):
-            ok = r["shared"] <= SMEM_LIMIT[args.arch] and r["cubin_bytes"] > 0
+            ok = r["shared"] <= SMEM_LIMIT[args.arch] and r["cubin_bytes"] > 0 and r.get("stack", 1) == 0
             failures += not ok
             print(f"{'ok  ' if ok else 'FAIL'} sm_{args.arch} {name:<18} {r['kernel']:<23} grid={r['grid']} "
                   f"shared={r['shared']}B (limit {SMEM_LIMIT[args.arch]}) cubin={r['cubin_bytes']}B "

@@ -23,10 +23,10 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .cmra_fwd import INTERPRETED, MAX_SOURCES  # noqa: F401  (re-exported for cmra_op)
+from .cmra_fwd import INTERPRETED, MAX_SOURCES, VARYING  # noqa: F401  (re-exported for cmra_op)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=VARYING)
 def cmra_delta_kernel(
     O, sob, sot, soh, sod,
     DO, sdb, sdt, sdh, sdd,
@@ -48,7 +48,7 @@ def cmra_delta_kernel(
     tl.store(DELTA + r.to(tl.int64), delta, mask=r_ok)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=VARYING)
 def cmra_bwd_dkdv_kernel(
     Q, sqb, sqt, sqh, sqd,
     DO, sdb, sdt, sdh, sdd,
@@ -169,7 +169,7 @@ def _dq_source(
     return dq
 
 
-@triton.jit
+@triton.jit(do_not_specialize=VARYING)
 def cmra_bwd_dq_kernel(
     Q, sqb, sqt, sqh, sqd,
     DO, sdb, sdt, sdh, sdd,
@@ -278,7 +278,7 @@ def _packed_source(
     return dq
 
 
-@triton.jit
+@triton.jit(do_not_specialize=VARYING)
 def cmra_bwd_packed_kernel(
     Q, sqb, sqt, sqh, sqd,
     O, sob, sot, soh, sod,

@@ -36,6 +36,14 @@ INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") == "1"
 # Sources handled by one launch. ``cmra_op`` runs more sources in groups of this size and merges them.
 MAX_SOURCES = 4
 
+# Integer arguments that change with the batch size or the sequence lengths. Triton would
+# otherwise specialise each on "divisible by 16" / "equal to 1" and compile new kernels when the
+# batch size changes mid-training; they feed only index arithmetic, where the specialisation
+# buys nothing. Strides and head counts stay specialised: they are fixed for a model, and the
+# divisibility of strides is what lets the loads vectorise.
+VARYING = ["T0", "T1", "T2", "T3", "Tq", "Tk", "n_prob", "n_rows"]  # names absent from a kernel are ignored
+
+
 
 @triton.jit
 def _attend_source(
@@ -81,7 +89,7 @@ def _attend_source(
     return acc, m_i, l_i
 
 
-@triton.jit
+@triton.jit(do_not_specialize=VARYING)
 def cmra_fwd_kernel(
     Q, sqb, sqt, sqh, sqd,
     O, sob, sot, soh, sod,

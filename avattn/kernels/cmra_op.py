@@ -56,9 +56,14 @@ class Config:
     num_warps: int = 4
     num_stages: int = 2
     packed_bwd: bool = True  # one program per packed group for the whole backward, when its memory fits one tile
+    packed_bwd_warps: int = 8  # the one-program backward spills registers with 4 warps (masked, or Dh > 64)
 
 
 _OVERRIDE: Config | None = None
+
+# The one-program backward keeps every source's tiles live at once: with 3 or 4 sources it spills
+# registers on sm_90 (compile check), so those take the split backward.
+PACKED_BWD_MAX_SOURCES = 2
 
 
 @contextlib.contextmanager
@@ -86,34 +91,38 @@ def _pow2(n: int, lo: int = 16) -> int:
     return max(lo, triton.next_power_of_2(max(1, n)))
 
 
-def choose_config(tq: int, tks: Sequence[int], head_dim: int, n_prob: int, dtype: torch.dtype) -> Config:
-    """Heuristic tiles: pack short problems into ~64-row tiles, FA2-style blocks for long ones.
+def choose_config(tq: int, tks: Sequence[int], head_dim: int, dtype: torch.dtype) -> Config:
+    """Heuristic tiles per (lengths, head dim, dtype): pack short problems into ~64-row tiles, FA2-style blocks for long ones.
 
-    float32 runs exact (FMA, not tensor-core) dots, whose operands live in registers: it gets
-    small tiles, 8 warps and the split backward, the choices that compile without register
-    spills for sm_90 (``tests/triton_compile_check.py`` prints registers and spills per kernel).
+    The batch size never enters, so a new batch size reuses the compiled kernels. Every choice
+    compiles for sm_90 without register spills (``tests/triton_compile_check.py`` fails on any):
+    head dims above 64 and the one-program backward get 8 warps; float32 runs exact (FMA, not tensor-core) dots, whose
+    operands live in registers, so it gets small tiles, 8 warps and the split backward.
     """
     if _OVERRIDE is not None:
         return _OVERRIDE
     max_tk = max(tks)
     fp32 = dtype == torch.float32
-    big = head_dim > 64 or fp32  # fewer registers per element to spare
+    wide = head_dim > 64
+    big = wide or fp32  # fewer registers per element to spare
     row_target, col_target = (32, 64) if big else (64, 128)
     if tq <= row_target // 2 and max_tk <= col_target // 2:
         # Short memory (AVE: Tq = Tk = 10): whole memory of `pack` problems in one column tile.
-        pack = max(1, min(row_target // tq, col_target // max_tk, n_prob))
+        pack = max(1, min(row_target // tq, col_target // max_tk))
         bm = _pow2(pack * tq)
         bn = _pow2(pack * max_tk)
         if fp32:  # the one-program backward spills in fp32 at any tile size
+            if wide:
+                return Config(pack, bm, 16, 16, 32, num_warps=8, num_stages=2, packed_bwd=False)
             return Config(pack, bm, bn, bm, bn, num_warps=8, num_stages=1, packed_bwd=False)
-        return Config(pack, bm, bn, bm, bn, num_warps=4, num_stages=1)
+        return Config(pack, bm, bn, bm, bn, num_warps=8 if wide else 4, num_stages=1)
     if fp32:
-        if head_dim > 64:
+        if wide:
             return Config(1, 32, 16, 16, 32, num_warps=8, num_stages=2)
         return Config(1, 32, 32, 32, 32, num_warps=8, num_stages=2)
     bm = min(_pow2(tq), 64 if big else 128)
     bn = 32 if big else 64
-    warps = 8 if bm >= 128 or head_dim > 64 else 4  # 4 warps spill in the dK/dV kernel at head dim 128
+    warps = 8 if bm >= 128 or wide else 4  # 4 warps spill in the dK/dV kernel at head dim 128
     bwd_m, bwd_n = (32, 64) if big else (64, 64)
     return Config(1, bm, bn, bwd_m, bwd_n, num_warps=warps, num_stages=2)
 
@@ -152,6 +161,24 @@ def _groups(n: int) -> list[range]:
     return [range(i, min(n, i + MAX_SOURCES)) for i in range(0, n, MAX_SOURCES)]
 
 
+def _row_grid(n_prob: int, tq: int, cfg: Config) -> tuple[int, int]:
+    """Forward and dQ launches: (problem groups, query-row blocks)."""
+    return triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tq, cfg.block_m)
+
+
+def _key_grid(n_prob: int, tk: int, cfg: Config) -> tuple[int, int]:
+    """dK/dV launch of one source: (problem groups, key blocks)."""
+    return triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tk, cfg.bwd_block_n)
+
+
+_GRID_LIMITS = (2**31 - 1, 65535)  # CUDA's limits on grid axes x and y
+
+
+def _device_guard(device: torch.device):
+    """Launch on the tensors' GPU (``cuda:1`` included), not on the current one."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 # ----------------------------------------------------------------------------- launchers
 
 
@@ -159,8 +186,7 @@ def _launch_fwd(q, keys, values, masks, scale, out, lse, cfg: Config) -> None:
     b, tq, h, d = q.shape
     n_prob = b * h
     slots, has = _src_slots(keys, values, masks)
-    grid = (triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tq, cfg.block_m))
-    cmra_fwd_kernel[grid](
+    cmra_fwd_kernel[_row_grid(n_prob, tq, cfg)](
         q, *q.stride(), out, *out.stride(), lse, *slots,
         h, tq, n_prob, scale * _LOG2E,
         NUM_SRC=len(keys), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
@@ -171,13 +197,18 @@ def _launch_fwd(q, keys, values, masks, scale, out, lse, cfg: Config) -> None:
 
 def cmra_fwd_impl(q: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
                   masks: Sequence[Tensor | None], scale: float) -> tuple[Tensor, Tensor]:
+    with _device_guard(q.device):
+        return _fwd(q, keys, values, masks, scale)
+
+
+def _fwd(q, keys, values, masks, scale) -> tuple[Tensor, Tensor]:
     b, tq, h, d = q.shape
     out = _buffer((b, tq, h, d), q.dtype, q.device)
     lse = _buffer((b, h, tq), torch.float32, q.device)
     if out.numel() == 0:  # B, Tq or H is 0: nothing to compute
         return out, lse
     masks = _as_bytes(masks)
-    cfg = choose_config(tq, [k.shape[1] for k in keys], d, b * h, q.dtype)
+    cfg = choose_config(tq, [k.shape[1] for k in keys], d, q.dtype)
     groups = _groups(len(keys))
     if len(groups) == 1:
         _launch_fwd(q, keys, values, masks, scale, out, lse, cfg)
@@ -203,6 +234,11 @@ def cmra_fwd_impl(q: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
 
 def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
                   masks: Sequence[Tensor | None], out: Tensor, lse: Tensor, scale: float) -> list[Tensor]:
+    with _device_guard(q.device):
+        return _bwd(dout, q, keys, values, masks, out, lse, scale)
+
+
+def _bwd(dout, q, keys, values, masks, out, lse, scale) -> list[Tensor]:
     b, tq, h, d = q.shape
     n_prob = b * h
     if b * h * tq == 0:  # nothing attends: every gradient is zero
@@ -212,12 +248,12 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
     dks = [_buffer(k.shape, k.dtype, k.device) for k in keys]
     dvs = [_buffer(v.shape, v.dtype, v.device) for v in values]
     masks = _as_bytes(masks)
-    cfg = choose_config(tq, [k.shape[1] for k in keys], d, n_prob, q.dtype)
+    cfg = choose_config(tq, [k.shape[1] for k in keys], d, q.dtype)
     block_d = _pow2(d)
     prec = _precision(q.dtype)
     qk_scale = scale * _LOG2E
 
-    if (cfg.packed_bwd and len(keys) <= MAX_SOURCES and cfg.block_m >= cfg.pack * tq
+    if (cfg.packed_bwd and len(keys) <= PACKED_BWD_MAX_SOURCES and cfg.block_m >= cfg.pack * tq
             and cfg.block_n >= cfg.pack * max(k.shape[1] for k in keys)):
         # Short memory: one program does the whole backward of its problems (minimum traffic).
         slots, has = _src_slots(keys, values, masks)
@@ -230,7 +266,7 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
             *slots, *grads, *strides, h, tq, n_prob, qk_scale, scale,
             NUM_SRC=len(keys), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
             PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d, HEAD_DIM=d,
-            PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            PREC=prec, num_warps=cfg.packed_bwd_warps, num_stages=cfg.num_stages,
         )
         return [dq, *dks, *dvs]
 
@@ -242,8 +278,7 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
     )
     for i, (k, v, m) in enumerate(zip(keys, values, masks)):
         tk = k.shape[1]
-        grid = (triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tk, cfg.bwd_block_n))
-        cmra_bwd_dkdv_kernel[grid](
+        cmra_bwd_dkdv_kernel[_key_grid(n_prob, tk, cfg)](
             q, *q.stride(), dout, *dout.stride(), lse, delta,
             k, *k.stride(), v, *v.stride(),
             k if m is None else m, *((0, 0) if m is None else m.stride()),
@@ -252,11 +287,13 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
             HAS_MASK=m is not None, PACK=cfg.pack, BLOCK_M=cfg.bwd_block_m, BLOCK_N=cfg.bwd_block_n,
             BLOCK_D=block_d, HEAD_DIM=d, PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
-    grid = (triton.cdiv(n_prob, cfg.pack), triton.cdiv(cfg.pack * tq, cfg.block_m))
-    partial = dq
-    for gi, g in enumerate(_groups(len(keys))):
-        if gi > 0:  # more sources than one launch takes: sum partial dQ (deterministic)
-            partial = _buffer(dq.shape, dq.dtype, dq.device)
+    grid = _row_grid(n_prob, tq, cfg)
+    groups = _groups(len(keys))
+    total = None
+    for g in groups:
+        # More sources than one launch takes: each group writes an fp32 partial dQ, summed in fp32
+        # in a fixed order (deterministic), rounded to the input dtype once at the end.
+        partial = dq if len(groups) == 1 else _buffer(dq.shape, torch.float32, dq.device)
         slots, has = _src_slots([keys[i] for i in g], [values[i] for i in g], [masks[i] for i in g])
         cmra_bwd_dq_kernel[grid](
             q, *q.stride(), dout, *dout.stride(), partial, *partial.stride(), lse, delta, *slots,
@@ -265,8 +302,9 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
             PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d, HEAD_DIM=d,
             PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
         )
-        if gi > 0:
-            dq += partial
+        total = partial if total is None else total.add_(partial)
+    if len(groups) > 1:
+        dq.copy_(total)
     return [dq, *dks, *dvs]
 
 
@@ -277,6 +315,10 @@ def cmra_bwd_impl(dout: Tensor, q: Tensor, keys: Sequence[Tensor], values: Seque
 def cmra_fwd(
     q: Tensor, keys: list[Tensor], values: list[Tensor], masks: list[Tensor | None], scale: float
 ) -> tuple[Tensor, Tensor]:
+    """(out, lse): out (B, Tq, H, Dh) in q's dtype; lse fp32 (B, H, Tq) in **base 2**:
+    ``lse = log2(sum_k 2**(scale * log2(e) * q.k))``, i.e. the natural log-sum-exp of the scaled
+    scores times log2(e) (divide by log2(e) = 1.4427 to compare with ``torch.logsumexp``);
+    +inf on rows whose keys are all padded."""
     return cmra_fwd_impl(q, keys, values, masks, scale)
 
 
@@ -358,8 +400,15 @@ def why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
     b, tq, h, _ = query.shape
     if b * h * max(tq, *(k.shape[1] for k in keys)) > _INT32_MAX:
         return f"the Triton kernels index rows with 32-bit integers; B*H*T = {b * h * max(tq, *(k.shape[1] for k in keys))} is too large"
-    if triton.cdiv(tq, 16) > 65535:
-        return f"the Triton kernels tile the {tq} query steps into more than 65535 blocks (grid limit)"
+    cfg = choose_config(tq, [k.shape[1] for k in keys], query.shape[-1], query.dtype)
+    launches = [("forward and dQ", _row_grid(b * h, tq, cfg), f"{tq} query steps")]
+    launches += [(f"dK/dV of source {i}", _key_grid(b * h, k.shape[1], cfg), f"{k.shape[1]} key steps")
+                 for i, k in enumerate(keys)]
+    for what, grid, steps in launches:
+        for axis, (n, limit) in enumerate(zip(grid, _GRID_LIMITS)):
+            if n > limit:
+                return (f"the Triton {what} launch needs {n} blocks on grid axis {axis} ({steps}, B*H = {b * h}), "
+                        f"more than the limit {limit}")
     if key_padding_masks is not None:
         for i, m in enumerate(key_padding_masks):
             if m is not None and (m.dtype != torch.bool or m.dim() != 2):

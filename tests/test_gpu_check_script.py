@@ -1,0 +1,62 @@
+"""``scripts/gpu_check.sh``, the prepared GPU run, as a dry run on a machine without a GPU.
+
+Without CUDA its GPU steps skip with a message, but it still writes its files and must exit 0;
+it must respect the limits of the lent GPU machine (at most 8 files under $OUT, none deeper
+than $OUT/a/b/file, 16 MiB each) and install nothing (that machine has no network). The paper
+shape check it runs is exercised on CPU through its ``--cpu-smoke`` mode (interpreter, fp16).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "gpu_check.sh"
+
+
+def test_script_installs_nothing_and_calls_the_agreed_commands():
+    text = SCRIPT.read_text()
+    assert "pip" not in text  # no pip, pip3, python -m pip: the GPU machine has no network
+    assert "tests/test_triton_attention_gpu.py" in text and "benchmarks/gpu_paper_check.py" in text
+    assert "benchmarks/bench_attention_gpu.py" in text and "--budget-s" in text
+    assert ("benchmarks/bench_cmran.py --device cuda --modes eager,bf16,compile,cudagraphs --backends sdpa,triton "
+            "--batch 32,256 --steps 10 --warmup 3 --out \"$OUT/cmran\"") in text
+    assert text.count("run_step \"") >= 5  # every step under a timeout
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a CUDA machine the script does the real (minutes-long) run")
+def test_dry_run_on_cpu(tmp_path):
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.update(OUT=str(out), PYTHON=sys.executable, GPU_CHECK_TOTAL_S="300")
+    proc = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert 1 <= len(files) <= 8, files
+    assert all(len(p.relative_to(out).parts) <= 3 for p in files), files  # $OUT/a/b/file at most
+    assert all(p.stat().st_size <= 16 * 2**20 for p in files), files
+    summary = (out / "summary.txt").read_text()
+    assert "1 env: ok" in summary and "torch" in summary and "no CUDA GPU" in summary
+    for step in ("2 tests", "3 paper", "4 bench", "5 cmran"):
+        assert f"{step}: skipped (no CUDA GPU" in summary, summary
+    assert summary.strip().splitlines()[-1].startswith("5 cmran"), summary  # the summary ends the file
+    assert "== summary" in proc.stdout
+
+
+def test_paper_check_runs_on_cpu_under_the_interpreter():
+    pytest.importorskip("triton")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_paper_check.py"), "--cpu-smoke"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    for name in ("out", "dq", "dk0", "dk1", "dv0", "dv1"):
+        assert f"  {name} " in proc.stdout and "FAILED" not in proc.stdout
+    assert proc.stdout.strip().endswith("paper check: ok")
