@@ -5,6 +5,7 @@ their losses and prediction rule; constructor and shape errors; torch.compile(fu
 maps from the reference implementations' state-dict keys to these layers' parameters.
 """
 
+import copy
 import math
 
 import pytest
@@ -297,6 +298,35 @@ def test_psp_variant_parameter_sets():
     assert sum(p.numel() for p in sup.parameters()) == 6 * 256 * 256 + 2 * 256
     assert sum(p.numel() for p in weak.parameters()) == 4 * 256 * 256 + 2 * 256
     assert sup.renormalize and not weak.renormalize
+
+
+@pytest.mark.parametrize("variant", ["supervised", "weak"])
+def test_psp_float32_error_within_plain_torch_float32_error(variant):
+    """In float32 the layer's distance from the float64 result is of the order of the plain-torch
+    transcription's own float32 distance."""
+    m64 = perturbed_psp(32, variant=variant).eval()
+    v, a = rand(3, 10, 32, grad=False), rand(3, 10, 32, grad=False)
+    truth = m64(v, a).fused
+    m32 = copy.deepcopy(m64).float()
+    ours = m32(v.float(), a.float()).fused.double()
+    plain = psp_equations(
+        m32, v.float(), a.float(), renormalize=m32.renormalize, threshold=m32.threshold, fc=variant == "supervised"
+    )
+    our_err, plain_err = (ours - truth).abs().max(), (plain[0].double() - truth).abs().max()
+    assert 0 < plain_err < 1e-4
+    assert our_err <= 4 * plain_err
+
+
+def test_dmrn_bfloat16_error_within_plain_torch_bfloat16_error():
+    m64 = avattn.DMRN(32, num_blocks=2, dtype=D)
+    v, a = rand(3, 10, 32, grad=False), rand(3, 10, 32, grad=False)
+    truth = m64(v, a)
+    m16 = copy.deepcopy(m64).bfloat16()
+    ours = m16(v.bfloat16(), a.bfloat16()).double()
+    plain = dmrn_equations(m16, v.bfloat16(), a.bfloat16(), swap=True).double()
+    our_err, plain_err = (ours - truth).abs().max(), (plain - truth).abs().max()
+    assert 0 < plain_err < 0.1
+    assert our_err <= 2 * plain_err
 
 
 # ---------------------------------------------------------------- heads
