@@ -7,8 +7,17 @@ from . import functional
 from ._version import __version__
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
-from .losses import BACKGROUND, supervised_localization_loss, weak_localization_loss
-from .metrics import predict_segments, segment_accuracy
+from .losses import (
+    BACKGROUND,
+    avps_loss,
+    avps_target,
+    segment_cross_entropy,
+    segment_soft_margin_loss,
+    soft_target_bce_loss,
+    supervised_localization_loss,
+    weak_localization_loss,
+)
+from .metrics import predict_segment_classes, predict_segments, segment_accuracy
 
 __all__ = [
     "BACKGROUND",
@@ -19,4 +28,11 @@ __all__ = [
     "supervised_localization_loss",
     "weak_localization_loss",
     *_layers_all,
+    # AVEL and PSP
+    "avps_loss",
+    "avps_target",
+    "predict_segment_classes",
+    "segment_cross_entropy",
+    "segment_soft_margin_loss",
+    "soft_target_bce_loss",
 ]

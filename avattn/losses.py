@@ -93,3 +93,84 @@ def weak_localization_loss(
     check_label_range("video_labels", video_labels, num_classes)
     target = F.one_hot(video_labels, num_classes).to(video_scores.dtype)
     return F.multilabel_soft_margin_loss(video_scores, target)
+
+
+def _check_segment_scores(name: str, scores: object, segment_labels: object) -> tuple[Tensor, Tensor]:
+    check_float_tensor(name, scores, 3, "(B, T, K)")
+    return scores, _check_labels("segment_labels", segment_labels, tuple(scores.shape[:2]), "(B, T)")
+
+
+def segment_cross_entropy(segment_logits: Tensor, segment_labels: Tensor) -> Tensor:
+    """Cross-entropy of each segment's K-way logits (background an ordinary class), mean over B*T:
+    the classification loss of supervised PSP.
+
+    Shapes: segment_logits (B, T, K); segment_labels (B, T) ints in [0, K) -> ().
+    """
+    segment_logits, labels = _check_segment_scores("segment_logits", segment_logits, segment_labels)
+    return F.cross_entropy(segment_logits.flatten(0, 1), labels.flatten())
+
+
+def segment_soft_margin_loss(segment_scores: Tensor, segment_labels: Tensor) -> Tensor:
+    """``MultiLabelSoftMarginLoss(segment_scores, one_hot(segment_labels))``: the mean over all B*T*K
+    entries of ``BCE(sigmoid(score), target)``. Supervised AVEL applies it to the softmax output
+    (``segment_logits.softmax(-1)``), a sigmoid on top of a softmax; pass logits to apply it to logits.
+
+    Shapes: segment_scores (B, T, K); segment_labels (B, T) ints in [0, K) -> ().
+    """
+    segment_scores, labels = _check_segment_scores("segment_scores", segment_scores, segment_labels)
+    target = F.one_hot(labels, segment_scores.shape[-1]).to(segment_scores.dtype)
+    return F.multilabel_soft_margin_loss(segment_scores, target)
+
+
+def avps_target(segment_labels: Tensor, *, background: int = BACKGROUND, dtype: torch.dtype | None = None) -> Tensor:
+    """The target of PSP's audio-visual pair similarity loss: ``1/k`` on the k segments of the
+    video's event class, 0 elsewhere; a video with no event segment gets ``1/T`` everywhere.
+
+    The video's class is its smallest non-background segment label (AVE videos have one event
+    class). Each row sums to 1. Shapes: segment_labels (B, T) ints -> (B, T) floats (``dtype``,
+    default torch's default dtype).
+    """
+    if isinstance(segment_labels, Tensor) and segment_labels.dim() != 2:
+        raise ValueError(f"segment_labels must have shape (B, T), got {tuple(segment_labels.shape)}")
+    labels = _check_labels("segment_labels", segment_labels, tuple(getattr(segment_labels, "shape", ())), "(B, T)")
+    is_event = labels != background
+    video_class = torch.where(is_event, labels, torch.iinfo(labels.dtype).max).amin(dim=1, keepdim=True)
+    video_class = torch.where(is_event.any(dim=1, keepdim=True), video_class, background)
+    chosen = (labels == video_class).to(dtype or torch.get_default_dtype())
+    return chosen / chosen.sum(dim=1, keepdim=True)
+
+
+def avps_loss(visual: Tensor, audio: Tensor, target: Tensor, *, eps: float = 1e-8) -> Tensor:
+    """PSP's audio-visual pair similarity loss (AVPSL, Zhou et al., CVPR 2021, Eq. 8-9).
+
+    ``c_t = cos(v_t, a_t)`` (each vector L2-normalised with ``F.normalize``), ``p_t = ReLU(c_t) /
+    (sum_t ReLU(c_t) + eps)``, loss ``mean_{b,t} (p_t - target_t)^2``. ``target`` is usually
+    ``avps_target(segment_labels)``. PSP adds it to the cross-entropy with weight 100.
+
+    Shapes: visual (B, T, E), audio (B, T, E) (PSP's normalised streams); target (B, T) -> ().
+    """
+    check_float_tensor("visual", visual, 3, "(B, T, E)")
+    check_float_tensor("audio", audio, 3, "(B, T, E)")
+    check_float_tensor("target", target, 2, "(B, T)")
+    if audio.shape != visual.shape:
+        raise ValueError(f"audio must have the shape of visual {tuple(visual.shape)}, got {tuple(audio.shape)}")
+    if target.shape != visual.shape[:2]:
+        raise ValueError(f"target must have shape (B, T) = {tuple(visual.shape[:2])}, got {tuple(target.shape)}")
+    cosine = (F.normalize(visual, dim=-1) * F.normalize(audio, dim=-1)).sum(dim=-1)
+    positive = torch.relu(cosine)
+    p = positive / (positive.sum(dim=-1, keepdim=True) + eps)
+    return F.mse_loss(p, target.to(p.dtype))
+
+
+def soft_target_bce_loss(video_probs: Tensor, target: Tensor) -> Tensor:
+    """``BCELoss(video_probs, target)``, mean over B*K: weakly supervised PSP's loss, on the softmax
+    output (``WeightedSegmentOutput.video_probs``) against soft targets in [0, 1] (a one-hot row for
+    plain video labels).
+
+    Shapes: video_probs (B, K) in [0, 1]; target (B, K) in [0, 1] -> ().
+    """
+    check_float_tensor("video_probs", video_probs, 2, "(B, K)")
+    check_float_tensor("target", target, 2, "(B, K)")
+    if target.shape != video_probs.shape:
+        raise ValueError(f"target must have the shape of video_probs {tuple(video_probs.shape)}, got {tuple(target.shape)}")
+    return F.binary_cross_entropy(video_probs, target.to(video_probs.dtype))

@@ -40,3 +40,16 @@ def segment_accuracy(predictions: Tensor, segment_labels: Tensor, *, background:
         )
     check_label_range("segment_labels", segment_labels, background, background=background)
     return (predictions == segment_labels).float().mean()
+
+
+def predict_segment_classes(segment_scores: Tensor) -> Tensor:
+    """Each segment's label is the argmax of its K scores, background (28) included: the rule of AVEL
+    and PSP (no 0.5 relevance rule). Logits, probabilities and positively rescaled scores give the
+    same labels.
+
+    Shapes: segment_scores (B, T, K) -> (B, T) int64 labels.
+    """
+    check_float_tensor("segment_scores", segment_scores, 3, "(B, T, K)")
+    if segment_scores.shape[-1] == 0:
+        raise ValueError(f"segment_scores must have at least one class, got shape {tuple(segment_scores.shape)}")
+    return segment_scores.argmax(dim=-1)

@@ -3,12 +3,17 @@
 from .agsca import AGSCA, AGSCAWeights, AudioGuidedChannelAttention, AudioGuidedSpatialAttention
 from .agva import AGVA, SpatialAverage
 from .av_interaction import INTERACTION_VARIANTS, AudioVideoInteraction
+from .bilstm import BiLSTMEncoder
 from .cmra import AttentionMaps, CrossModalRelationAttention, FeatureConcatCMRA
+from .dmrn import DMRN
 from .dropout import BitDropout, bit_dropout
 from .heads import SupervisedLocalizationHead, SupervisedOutput, WeakLocalizationHead, WeakOutput
+from .psp import PSP_VARIANTS, PositiveSamplePropagation, PSPOutput, PSPWeights
 from .relation_aware import CMRA_VARIANTS, RelationAwareModule
 from .relation_layer import FeedForward, RelationLayer
+from .segment_classifier import SegmentClassifier
 from .temporal_relation import InternalTemporalRelation
+from .temporal_weighting import TemporalWeightingHead, WeightedSegmentOutput
 
 __all__ = [
     "AGSCA",
@@ -33,4 +38,14 @@ __all__ = [
     "WeakLocalizationHead",
     "WeakOutput",
     "bit_dropout",
+    # AVEL and PSP
+    "BiLSTMEncoder",
+    "DMRN",
+    "PSP_VARIANTS",
+    "PSPOutput",
+    "PSPWeights",
+    "PositiveSamplePropagation",
+    "SegmentClassifier",
+    "TemporalWeightingHead",
+    "WeightedSegmentOutput",
 ]

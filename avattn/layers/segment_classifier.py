@@ -1,0 +1,53 @@
+"""SegmentClassifier: a class score per segment, the head of AVEL (Tian et al., ECCV 2018) and PSP
+(Zhou et al., CVPR 2021).
+
+Axis legend: b batch, t segments, e input features, j hidden width, k classes (29: 28 events + background).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ._checks import check_sequence_features
+from ._options import check_size
+
+
+class SegmentClassifier(nn.Module):
+    """``logits_t = output(ReLU(hidden(x_t)))``, or ``output(x_t)`` when ``hidden_dim=None``.
+
+    ``hidden: Linear(in_dim, hidden_dim)``, ``output: Linear(hidden_dim, num_classes)``, with biases
+    when ``bias=True``. AVEL's concatenation head is ``hidden_dim=64`` with biases (fed ReLU([a ; v]));
+    its DMRN head ``hidden_dim=None``; PSP's ``hidden_dim=64, bias=False``. Softmax over the last axis
+    gives the per-segment class distribution; the predicted class is its argmax over all classes
+    (``avattn.predict_segment_classes``).
+
+    Shapes: x (B, T, in_dim) -> (B, T, num_classes).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        num_classes: int = 29,
+        *,
+        hidden_dim: int | None = 64,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        self.in_dim = check_size("in_dim", in_dim)
+        self.num_classes = check_size("num_classes", num_classes)
+        hidden_dim = None if hidden_dim is None else check_size("hidden_dim", hidden_dim)
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be True or False, got {bias!r}")
+        kw = {"device": device, "dtype": dtype}
+        self.hidden = None if hidden_dim is None else nn.Linear(self.in_dim, hidden_dim, bias=bias, **kw)
+        self.output = nn.Linear(hidden_dim or self.in_dim, self.num_classes, bias=bias, **kw)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_sequence_features("x", x, self.in_dim)
+        if self.hidden is not None:
+            x = torch.relu(self.hidden(x))
+        return self.output(x)

@@ -1,0 +1,51 @@
+"""TemporalWeightingHead: the weighting branch of weakly supervised PSP (Zhou et al., CVPR 2021),
+from segment scores to a video-level class distribution.
+
+Axis legend: b batch, t segments, k classes (29: 28 events + background).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ._checks import check_sequence_features
+from ._options import check_size
+
+
+class WeightedSegmentOutput(NamedTuple):
+    """segment_logits s'_t = w_t s_t (B, T, K); segment_weights w_t (B, T); video_logits mean_t s'_t
+    (B, K); video_probs softmax_k(video_logits) (B, K)."""
+
+    segment_logits: Tensor
+    segment_weights: Tensor
+    video_logits: Tensor
+    video_probs: Tensor
+
+
+class TemporalWeightingHead(nn.Module):
+    """``w_t = sigmoid(ReLU(u . s_t))`` from the segment's own class scores (``u``: bias-free
+    ``Linear(K, 1)``, ``score_weight``), ``s'_t = w_t s_t``, video scores ``softmax_k(mean_t s'_t)``.
+
+    The ReLU keeps ``w_t`` in [0.5, 1): the weights rescale each segment's scores but, being
+    positive, never change a segment's argmax; they matter through the video-level average.
+
+    Shapes: segment_scores (B, T, K) -> ``WeightedSegmentOutput`` ((B, T, K), (B, T), (B, K), (B, K)).
+    """
+
+    def __init__(self, num_classes: int = 29, *, device=None, dtype=None) -> None:
+        super().__init__()
+        self.num_classes = check_size("num_classes", num_classes)
+        self.score_weight = nn.Linear(self.num_classes, 1, bias=False, device=device, dtype=dtype)
+
+    def forward(self, segment_scores: Tensor) -> WeightedSegmentOutput:
+        check_sequence_features("segment_scores", segment_scores, self.num_classes)
+        if segment_scores.shape[1] == 0:
+            raise ValueError(f"segment_scores must have at least one segment, got shape {tuple(segment_scores.shape)}")
+        weights = torch.sigmoid(torch.relu(self.score_weight(segment_scores)))  # (b, t, 1)
+        weighted = segment_scores * weights
+        video_logits = weighted.mean(dim=1)
+        return WeightedSegmentOutput(weighted, weights.squeeze(-1), video_logits, video_logits.softmax(dim=-1))
