@@ -499,7 +499,7 @@ def test_numpy_sizes_accepted():
         (
             lambda: avattn.BiLSTMEncoder(8)(torch.randn(2, 0, 8)),
             ValueError,
-            r"x must have at least one time step, got shape \(2, 0, 8\)",
+            r"x must have at least one time step \(B, T >= 1, 8\), got \(2, 0, 8\)",
         ),
         (
             lambda: avattn.BiLSTMEncoder(8)(torch.ones(2, 3, 8, dtype=torch.long)),
@@ -544,7 +544,7 @@ def test_numpy_sizes_accepted():
         (
             lambda: avattn.TemporalWeightingHead(29)(torch.randn(2, 0, 29)),
             ValueError,
-            r"segment_scores must have at least one segment, got shape \(2, 0, 29\)",
+            r"segment_scores must have at least one time step \(B, T >= 1, 29\), got \(2, 0, 29\)",
         ),
         (
             lambda: avattn.segment_cross_entropy(torch.randn(2, 3, 29), torch.zeros(2, 4, dtype=torch.long)),
@@ -803,3 +803,18 @@ def test_reference_keys_map_onto_layers(reference, layers, key_map, used_params)
     for key, value in ref_state.items():
         (prefix,) = [p for p in key_map if key.startswith(p)]
         assert torch.equal(ours.state_dict()[key_map[prefix] + key[len(prefix) :]], value)
+
+
+@pytest.mark.parametrize(
+    "layer, inputs",
+    [
+        (lambda: avattn.BiLSTMEncoder(8, 4), lambda: (torch.randn(2, 3, 8, dtype=torch.float64),)),
+        (lambda: avattn.DMRN(8), lambda: (torch.randn(2, 3, 8), torch.randn(2, 3, 8, dtype=torch.float64))),
+        (lambda: avattn.PositiveSamplePropagation(8), lambda: (torch.randn(2, 3, 8), torch.randn(2, 3, 8).half())),
+        (lambda: avattn.SegmentClassifier(8), lambda: (torch.randn(2, 3, 8, dtype=torch.float64),)),
+        (lambda: avattn.TemporalWeightingHead(29), lambda: (torch.randn(2, 3, 29, dtype=torch.float64),)),
+    ],
+)
+def test_mixed_dtypes_name_both(layer, inputs):
+    with pytest.raises(TypeError, match="has dtype torch.float"):
+        layer()(*inputs())

@@ -5,6 +5,7 @@ Forward checks (shapes, dtypes) run before any work; constructor checks validate
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 
@@ -116,10 +117,23 @@ def check_divisor(name: str, value: object, dim_name: str, dim: int) -> int:
 
 
 def check_dropout(name: str, value: object) -> float:
-    """A probability in [0, 1) (numpy scalars accepted)."""
+    """A probability (or a threshold on row-normalised weights) in [0, 1) (numpy scalars accepted)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
     return float(value)
+
+
+def check_positive(name: str, value: object) -> float:
+    """A small constant such as an epsilon: a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
 
 
 def check_backend(backend: object) -> str:

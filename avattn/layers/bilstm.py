@@ -13,8 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_sequence_features
-from ._options import check_size
+from ._checks import check_input_dtypes, check_positive_int, check_sequence_features
 
 
 def _direction(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, reverse: bool) -> Tensor:
@@ -58,9 +57,9 @@ class BiLSTMEncoder(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        self.input_dim = check_size("input_dim", input_dim)
-        self.hidden_dim = check_size("hidden_dim", hidden_dim)
-        self.num_layers = check_size("num_layers", num_layers)
+        self.input_dim = check_positive_int("input_dim", input_dim)
+        self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
+        self.num_layers = check_positive_int("num_layers", num_layers)
         if not isinstance(bias, bool):
             raise ValueError(f"bias must be True or False, got {bias!r}")
         self.bias = bias
@@ -85,9 +84,8 @@ class BiLSTMEncoder(nn.Module):
             nn.init.uniform_(getattr(self, name), -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_sequence_features("x", x, self.input_dim)
-        if x.shape[1] == 0:
-            raise ValueError(f"x must have at least one time step, got shape {tuple(x.shape)}")
+        check_sequence_features("x", x, self.input_dim, nonempty=True)
+        check_input_dtypes(self, x=x)
         weights = [getattr(self, name) for name in self._weight_names]
         if torch.compiler.is_compiling():
             return self._unrolled(x, weights)

@@ -9,8 +9,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_same_batch_time, check_sequence_features
-from ._options import check_size
+from ._checks import check_input_dtypes, check_positive_int, check_same_batch_time, check_sequence_features
 
 
 def _transform(dim: int, device, dtype) -> nn.Sequential:
@@ -44,8 +43,8 @@ class DMRN(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        self.dim = check_size("dim", dim)
-        self.num_blocks = check_size("num_blocks", num_blocks)
+        self.dim = check_positive_int("dim", dim)
+        self.num_blocks = check_positive_int("num_blocks", num_blocks)
         if not isinstance(swap_residuals, bool):
             raise ValueError(f"swap_residuals must be True or False, got {swap_residuals!r}")
         self.swap_residuals = swap_residuals
@@ -56,6 +55,7 @@ class DMRN(nn.Module):
         check_sequence_features("visual", visual, self.dim)
         check_sequence_features("audio", audio, self.dim)
         check_same_batch_time("audio", audio, "visual", visual)
+        check_input_dtypes(self, visual=visual, audio=audio)
         for _ in range(self.num_blocks):
             merged = 0.5 * (self.visual_transform(visual) + self.audio_transform(audio))
             if self.swap_residuals:

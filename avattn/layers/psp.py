@@ -13,8 +13,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_same_batch_time, check_sequence_features
-from ._options import check_choice, check_fraction, check_positive, check_size
+from ._checks import (
+    check_choice,
+    check_dropout,
+    check_input_dtypes,
+    check_positive,
+    check_positive_int,
+    check_same_batch_time,
+    check_sequence_features,
+)
 
 PSP_VARIANTS: tuple[str, ...] = ("supervised", "weak")
 _DEFAULT_THRESHOLD = {"supervised": 0.099, "weak": 0.095}
@@ -87,9 +94,9 @@ class PositiveSamplePropagation(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        self.dim = check_size("dim", dim)
+        self.dim = check_positive_int("dim", dim)
         self.variant = check_choice("variant", variant, PSP_VARIANTS)
-        self.threshold = check_fraction("threshold", _DEFAULT_THRESHOLD[variant] if threshold is None else threshold)
+        self.threshold = check_dropout("threshold", _DEFAULT_THRESHOLD[variant] if threshold is None else threshold)
         if renormalize is not None and not isinstance(renormalize, bool):
             raise ValueError(f"renormalize must be True, False or None (the variant's choice), got {renormalize!r}")
         self.renormalize = (variant == "supervised") if renormalize is None else renormalize
@@ -103,7 +110,7 @@ class PositiveSamplePropagation(nn.Module):
         if variant == "supervised":
             self.visual_out = nn.Linear(self.dim, self.dim, bias=False, **kw)
             self.audio_out = nn.Linear(self.dim, self.dim, bias=False, **kw)
-        self.dropout = nn.Dropout(check_fraction("dropout", dropout))
+        self.dropout = nn.Dropout(check_dropout("dropout", dropout))
         self.norm = nn.LayerNorm(self.dim, eps=check_positive("norm_eps", norm_eps), **kw)
 
     def _branch(self, linear: nn.Linear, x: Tensor) -> Tensor:
@@ -113,6 +120,7 @@ class PositiveSamplePropagation(nn.Module):
         check_sequence_features("visual", visual, self.dim)
         check_sequence_features("audio", audio, self.dim)
         check_same_batch_time("audio", audio, "visual", visual)
+        check_input_dtypes(self, visual=visual, audio=audio)
         v1, v2 = self._branch(self.visual_value, visual), self._branch(self.visual_query, visual)
         a1, a2 = self._branch(self.audio_key, audio), self._branch(self.audio_value, audio)
         affinity = F.relu(torch.einsum("bte,bse->bts", v2, a1) / self.dim**0.5)

@@ -10,8 +10,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_sequence_features
-from ._options import check_size
+from ._checks import check_input_dtypes, check_positive_int, check_sequence_features
 
 
 class SegmentClassifier(nn.Module):
@@ -37,9 +36,9 @@ class SegmentClassifier(nn.Module):
         dtype=None,
     ) -> None:
         super().__init__()
-        self.in_dim = check_size("in_dim", in_dim)
-        self.num_classes = check_size("num_classes", num_classes)
-        hidden_dim = None if hidden_dim is None else check_size("hidden_dim", hidden_dim)
+        self.in_dim = check_positive_int("in_dim", in_dim)
+        self.num_classes = check_positive_int("num_classes", num_classes)
+        hidden_dim = None if hidden_dim is None else check_positive_int("hidden_dim", hidden_dim)
         if not isinstance(bias, bool):
             raise ValueError(f"bias must be True or False, got {bias!r}")
         kw = {"device": device, "dtype": dtype}
@@ -48,6 +47,7 @@ class SegmentClassifier(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_sequence_features("x", x, self.in_dim)
+        check_input_dtypes(self, x=x)
         if self.hidden is not None:
             x = torch.relu(self.hidden(x))
         return self.output(x)

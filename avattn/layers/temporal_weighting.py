@@ -12,8 +12,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_sequence_features
-from ._options import check_size
+from ._checks import check_input_dtypes, check_positive_int, check_sequence_features
 
 
 class WeightedSegmentOutput(NamedTuple):
@@ -38,13 +37,12 @@ class TemporalWeightingHead(nn.Module):
 
     def __init__(self, num_classes: int = 29, *, device=None, dtype=None) -> None:
         super().__init__()
-        self.num_classes = check_size("num_classes", num_classes)
+        self.num_classes = check_positive_int("num_classes", num_classes)
         self.score_weight = nn.Linear(self.num_classes, 1, bias=False, device=device, dtype=dtype)
 
     def forward(self, segment_scores: Tensor) -> WeightedSegmentOutput:
-        check_sequence_features("segment_scores", segment_scores, self.num_classes)
-        if segment_scores.shape[1] == 0:
-            raise ValueError(f"segment_scores must have at least one segment, got shape {tuple(segment_scores.shape)}")
+        check_sequence_features("segment_scores", segment_scores, self.num_classes, nonempty=True)
+        check_input_dtypes(self, segment_scores=segment_scores)
         weights = torch.sigmoid(torch.relu(self.score_weight(segment_scores)))  # (b, t, 1)
         weighted = segment_scores * weights
         video_logits = weighted.mean(dim=1)
