@@ -308,8 +308,8 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
     seed_everything(cfg.seed)
     model = CMRAN(model_cfg).to(device)  # same init on every rank
     n_params = count_parameters(model)
+    splits = build_splits(model_cfg, cfg)  # a data directory's values are checked here, before any output
     _log(master, describe(model))
-    splits = build_splits(model_cfg, cfg)
     sampler = DistributedSampler(splits["train"], num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
     data_generator = torch.Generator().manual_seed(cfg.seed)  # DataLoader worker seeds
     loader = DataLoader(

@@ -368,8 +368,8 @@ class ReleaseAVE(Dataset):
                     item = int(positions[np.flatnonzero(self.items[positions, 1] == row)[0]])
                     raise AVEDataError(
                         f"{self.root / name}: video {row} (item {item} of the {self.split} split) holds a non-finite "
-                        f"feature: {value} at {list(where)} (segment {where[0]}), {count} such values in that "
-                        "video; expected finite values within float32's range"
+                        f"feature: {value} at {list(where)} (segment {where[0]}; {count} non-finite value(s) in that "
+                        "video); expected finite values within float32's range"
                     )
 
     def __len__(self) -> int:
