@@ -13,9 +13,10 @@ Layout (every feature/label file holds one dataset ``avadataset``; order files h
     weak setting also: mil_labels.h5 (N, 29), labels_noisy.h5 (M, 29),
                        visual_feature_noisy.h5 (M, T, 7, 7, C), audio_feature_noisy.h5 (M, T, 128)
 
-Everything is validated when the dataset is built (``validate_release``), before any training;
-each problem raises ``AVEDataError`` naming the file, the key, what was found and what was
-expected. HDF5 files are opened lazily, once per process, on the first ``__getitem__`` (so a
+Everything is validated when the dataset is built (``validate_release``: files, shapes, one-hot
+labels, orders; ``ReleaseAVE``: one pass over the split's feature values for NaN/inf), before any
+training; each problem raises ``AVEDataError`` naming the file, the key, what was found and what
+was expected. HDF5 files are opened lazily, once per process, on the first ``__getitem__`` (so a
 DataLoader with workers opens its own handles; open handles are never pickled).
 """
 
