@@ -209,6 +209,22 @@ def test_a_non_finite_output_in_evaluation_is_an_error_not_an_accuracy(setting):
         evaluate_accuracy(CMRAN(ModelConfig(setting=setting)), _tiny_dataset(0), device=cpu)
 
 
+def test_train_stops_on_a_non_finite_validation_output(capsys, tmp_path, monkeypatch):
+    """The val score of an epoch is an error, not an accuracy, when the model's output is not finite."""
+    forward = CMRAN.forward
+
+    def nan_in_eval(self, *args, **kwargs):
+        output = forward(self, *args, **kwargs)
+        return output if self.training else type(output)(*(x * float("nan") for x in output))
+
+    monkeypatch.setattr(CMRAN, "forward", nan_in_eval)
+    out = tmp_path / "run"
+    code, stdout, err = run(capsys, "train", *TINY, "--out", out)
+    assert code == 1 and "error: the model's output is NaN or infinite on 8 of 8 videos" in err
+    assert "val acc" not in stdout and "test accuracy" not in stdout
+    assert not (out / "last.pt").exists() and not (out / "result.json").exists()
+
+
 # ---- checkpoints -----------------------------------------------------------------------------
 
 def test_a_checkpoint_with_non_finite_weights_is_refused(capsys, tmp_path, trained):
