@@ -115,23 +115,27 @@ def test_resuming_a_data_directory_run_without_data_says_data_is_missing(capsys,
 
 # ---- --out and seeds are checked before any work -----------------------------------------------
 
-def _read_only_dir(tmp_path: Path) -> Path:
+def _read_only_dir(tmp_path: Path, monkeypatch) -> Path:
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(0o555)
-    if not os.access(ro, os.W_OK):
-        return ro
-    return Path("/proc/sys")  # root writes anywhere, but not into a read-only file system
+    for candidate in (ro, Path("/proc/sys")):  # root writes anywhere, but not into a read-only file system
+        if candidate.is_dir() and not os.access(candidate, os.W_OK):
+            return candidate
+    # root on a machine without a read-only directory: let ro answer as it would to any other user
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **k: False if Path(p) == ro else access(p, mode, **k))
+    return ro
 
 
-def _bad_outs(tmp_path: Path) -> list[tuple[str, str]]:
+def _bad_outs(tmp_path: Path, monkeypatch) -> list[tuple[str, str]]:
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
     return [
         ("", "must name a directory"),
         (str(a_file), "is a file"),
         (str(a_file / "sub" / "run"), "lies under the file"),
-        (str(_read_only_dir(tmp_path) / "new_run"), "not writable"),
+        (str(_read_only_dir(tmp_path, monkeypatch) / "new_run"), "not writable"),
     ]
 
 
@@ -140,7 +144,7 @@ def test_an_unusable_out_is_refused_before_model_or_data(capsys, tmp_path, monke
     import examples.cmran.export as export_module
     import examples.cmran.visualize as visualize_module
 
-    out, match = _bad_outs(tmp_path)[case]
+    out, match = _bad_outs(tmp_path, monkeypatch)[case]
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
     monkeypatch.setattr(visualize_module, "load_trained_model", lambda *a, **k: pytest.fail("model loaded"))
     monkeypatch.setattr(export_module, "export_synthetic", lambda *a, **k: pytest.fail("export started"))
@@ -258,7 +262,7 @@ def test_ctrl_c_before_the_first_checkpoint_says_how_to_start_again(capsys, tmp_
     out = tmp_path / "run"
     _interrupt_save(monkeypatch, at_call=1)
     code, _, err = run(capsys, "train", *TINY, "--epochs", "1", "--out", out)
-    assert code == 130 and "no checkpoint was saved" in err
+    assert code == 130 and "holds no last.pt" in err
     argv = _resume_command(err, "start again with: ")
     assert argv[-1] == "--overwrite" and "--resume" not in argv
     assert not (out / "last.pt").exists() and not (out / "best.pt").exists()

@@ -251,7 +251,7 @@ def _interrupted(out: Path, cfg: TrainConfig, resume: str | None, world_size: in
     elif resume is not None:  # resuming into another --out that holds no checkpoint yet: the same command
         what, flag, how = f"interrupted: nothing new was saved in {out}, {resume} is unchanged", None, "resume with"
     else:
-        what, flag, how = f"interrupted before epoch 1 ended: no checkpoint was saved in {out}", "--overwrite", \
+        what, flag, how = f"interrupted before epoch 1 was saved: {out} holds no last.pt", "--overwrite", \
             "start again with"
     if argv is None:
         return f"{what}; {how} the same train command{f' and {flag}' if flag else ''}"
