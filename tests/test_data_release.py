@@ -230,3 +230,47 @@ def test_reopens_in_a_new_process(release):
     assert not ds.is_open
     ds[0]
     assert ds._handles is not first and ds._pid == os.getpid()
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_an_empty_split_is_refused(copy, split):
+    _rewrite(copy / f"{split}_order.h5", "order", np.zeros(0, dtype=np.int64))
+    _raises(copy, f"{split}_order.h5", "holds no index", f"the {split} split is empty")
+
+
+ONE_HOT_ROWS = [
+    (np.eye(29)[3] + np.eye(29)[5], "it has 2 ones"),
+    (np.zeros(29), "it has 0 ones"),
+    (np.eye(29)[3] * 0.5, "the value 0.5"),
+    (np.where(np.eye(29)[28] > 0, np.nan, 0.0), "the value nan"),
+    (np.eye(29)[28] * -1, "the value -1.0"),
+]
+
+
+@pytest.mark.parametrize("row, found", ONE_HOT_ROWS, ids=["two-ones", "no-one", "half", "nan", "minus-one"])
+@pytest.mark.parametrize("source", ["auto", "file"])
+def test_segment_labels_must_be_one_hot(copy, row, found, source):
+    labels = _read(copy / "labels.h5")
+    labels[4, 6] = row
+    _rewrite(copy / "labels.h5", "avadataset", labels)
+    _raises(copy, "labels.h5", "row [4, 6]", "[sample, segment]", found, "a class in 0..28 (28 = background)",
+            labels=source)
+
+
+@pytest.mark.parametrize("row, found", ONE_HOT_ROWS[:3], ids=["two-ones", "no-one", "half"])
+def test_video_labels_must_be_one_hot(copy, row, found):
+    mil = _read(copy / "mil_labels.h5")
+    mil[2] = row
+    _rewrite(copy / "mil_labels.h5", "avadataset", mil)
+    build_datasets(copy)  # the supervised setting does not read it
+    _raises(copy, "mil_labels.h5", "row [2]", found, "0..28", setting="weak")
+
+
+def test_background_videos_must_be_labelled_background(copy):
+    noisy = _read(copy / "labels_noisy.h5")
+    noisy[0] = np.eye(29)[5]
+    _rewrite(copy / "labels_noisy.h5", "avadataset", noisy)
+    _raises(copy, "labels_noisy.h5", "row 0 says class 5", "expected 28 (background)", setting="weak")
+    noisy[0] = np.eye(29)[28] * 2
+    _rewrite(copy / "labels_noisy.h5", "avadataset", noisy)
+    _raises(copy, "labels_noisy.h5", "row [0]", "the value 2.0", setting="weak")

@@ -1,7 +1,8 @@
 """``python -m examples.cmran {train,evaluate,visualize,export-synthetic} ...``
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``.
-Bad option values are refused (exit status 2) before any work; an unusable checkpoint exits with 1.
+Bad option values are refused (exit status 2) before any work; an unusable checkpoint or data file, or a
+non-finite model output, exits with 1; Ctrl-C exits with 130 after one line saying what was saved.
 """
 
 from __future__ import annotations
@@ -52,11 +53,22 @@ def _data_error():
     return (AVEDataError,)
 
 
-def main(argv: list[str] | None = None) -> int:
+def _run_errors():
     from .checkpoint import CheckpointError
+
+    try:
+        from .evaluate import NonFiniteOutputError
+    except ImportError:
+        return (CheckpointError,)
+    return (CheckpointError, NonFiniteOutputError)
+
+
+def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv  # train prints the command that resumes an interrupted run
     quiet = os.environ.get("RANK", "0") != "0"  # under torchrun every rank fails alike; rank 0 says why
     try:
         return int(args._main(args) or 0)
@@ -64,10 +76,14 @@ def main(argv: list[str] | None = None) -> int:
         if quiet:
             return 2
         args._parser.error(str(exc))  # exits with status 2
-    except (CheckpointError, *_data_error()) as exc:
+    except (*_run_errors(), *_data_error()) as exc:
         if not quiet:
             print(f"error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # train reports its own (what was saved, how to resume)
+        if not quiet:
+            print(f"interrupted: {args.command} stopped; no file is left half-written", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import tempfile
 from pathlib import Path
 
@@ -32,28 +33,83 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_write(path: str | os.PathLike, write) -> None:
-    """``write(file)`` into a temporary file in the same directory, fsync, then ``os.replace``."""
+    """``write(file)`` into a temporary file in the same directory, fsync, then ``os.replace``.
+
+    The temporary name ``.NAME.PID-XXXXXXXX.tmp`` carries the writer's PID, so a later run can tell
+    the leftovers of a killed write from a live one (``remove_stale_temp_files``). The file gets the
+    mode a plain ``open`` would give it (0o666 less the umask), not ``mkstemp``'s 0o600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # also KeyboardInterrupt: the old file stays as it was
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
+
+
+# The tail of a temporary name after ".NAME.": atomic_write's "PID-XXXXXXXX.tmp" (earlier versions:
+# "XXXXXXXX.tmp", no PID) and the exporter's "tmp-PID".
+_TEMP_TAIL = re.compile(r"(?:(?P<pid>\d+)-)?[a-z0-9_]+\.tmp|tmp-(?P<xpid>\d+)")
+
+
+def remove_stale_temp_files(directory: str | os.PathLike, names) -> list[Path]:
+    """Delete the temporary files that killed writes of ``names`` left in ``directory``; return them.
+
+    A temporary file is stale when the process named in it is no longer alive (or, for names
+    without a PID, always: only one run may own a directory, and it is starting now).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for entry in sorted(directory.iterdir()):
+        for name in names:
+            prefix = f".{name}."
+            match = _TEMP_TAIL.fullmatch(entry.name[len(prefix):]) if entry.name.startswith(prefix) else None
+            if match is None:
+                continue
+            pid = match.group("pid") or match.group("xpid")
+            if (pid is None or not _alive(int(pid))) and entry.is_file() and not entry.is_symlink():
+                entry.unlink(missing_ok=True)
+                removed.append(entry)
+            break
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
 def write_json(path: str | os.PathLike, obj) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2) + "\n").encode()))
+    """Strict JSON: a NaN or infinity raises ValueError instead of writing a file other tools cannot read."""
+    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()))
 
 
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
-    atomic_write(path, lambda f: f.write("".join(json.dumps(r) + "\n" for r in records).encode()))
+    text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
@@ -105,7 +161,30 @@ def load_model_state(model: torch.nn.Module, state: dict, path: str | os.PathLik
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not fit this model's architecture: {'; '.join(detail)}"
         )
+    check_finite(state, path, "weights")
     model.load_state_dict(state)
+
+
+def check_finite(tree, path: str | os.PathLike, what: str) -> None:
+    """Refuse a checkpoint whose tensors (in nested dicts/lists) hold NaN or infinity."""
+    for key, value in _tensors(tree):
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            n = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds non-finite {what}: {key} has {n} NaN/infinite values of "
+                f"{value.numel()} (a diverged or corrupted run); refusing to use it"
+            )
+
+
+def _tensors(tree, key: str = ""):
+    if isinstance(tree, torch.Tensor):
+        yield key, tree
+    elif isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _tensors(v, f"{key}.{k}" if key else str(k))
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            yield from _tensors(v, f"{key}[{i}]")
 
 
 def check_resumable(ckpt: dict, model_config: ModelConfig, train_config: TrainConfig, path) -> None:
@@ -115,6 +194,22 @@ def check_resumable(ckpt: dict, model_config: ModelConfig, train_config: TrainCo
         diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
         raise CheckpointError(
             f"cannot resume from {str(path)!r}: its model config differs (field: (checkpoint, now)) {diff}"
+        )
+    was, now = ckpt["train_config"].data, train_config.data
+    if now == "synthetic" and was != "synthetic":
+        raise CheckpointError(
+            f"cannot resume from {str(path)!r}: the run trained on the data directory {was!r}, but --data is "
+            f"missing (it defaults to 'synthetic'): pass --data {was} (or where that directory is now)"
+        )
+    if was == "synthetic" and now != "synthetic":
+        raise CheckpointError(
+            f"cannot resume from {str(path)!r}: the run trained on synthetic data, not on --data {now!r}: "
+            "leave --data out to continue it"
+        )
+    if train_config.epochs < ckpt["epoch"]:
+        raise ConfigError(
+            f"--epochs {train_config.epochs} is below the {ckpt['epoch']} epochs {str(path)!r} has completed: "
+            f"pass --epochs {ckpt['epoch']} or more (a resumed run cannot be shortened)"
         )
     a, b = ckpt["train_config"].to_dict(), train_config.to_dict()
     diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES}

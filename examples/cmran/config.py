@@ -56,6 +56,27 @@ def _positive(name: str, value) -> None:
         raise ConfigError(f"{name} must be a finite positive number, got {value!r}")
 
 
+SEED_MAX = 2**63 - 1  # torch and numpy seeds are 64-bit; a seed above this cannot be used
+
+
+def check_out_dir(out, flag: str = "--out") -> None:
+    """``out`` can be (or become) a writable directory: not empty, not a file, not under a file."""
+    if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
+        raise ConfigError(f"{flag} must name a directory, got {out!r} (an empty path would write into the "
+                          "working directory)")
+    path = os.path.abspath(os.fspath(out))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"{flag} {os.fspath(out)!r} is a file, expected a directory (or a path to create one)")
+    parent = path
+    while not os.path.exists(parent):  # the nearest existing ancestor decides whether it can be created
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ConfigError(f"{flag} {os.fspath(out)!r} lies under the file {parent!r}, expected a directory path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        what = "is" if parent == path else f"would be created in {parent!r}, which is"
+        raise ConfigError(f"{flag} {os.fspath(out)!r} {what} not writable")
+
+
 def check_data(data: str) -> None:
     """``data`` is 'synthetic' or an existing directory (the AVE release layout)."""
     if data != "synthetic" and not os.path.isdir(data):
@@ -230,6 +251,9 @@ class TrainConfig:
         if not isinstance(self.data, str) or not self.data:
             raise ConfigError(f"data must be 'synthetic' or a directory, got {self.data!r}")
         check_data(self.data)
+        if not isinstance(self.out, str) or not self.out:
+            raise ConfigError(f"out must name a directory, got {self.out!r} (an empty path would write into the "
+                              "working directory)")
         if self.difficulty is not None:
             if self.data != "synthetic":
                 raise ConfigError(f"difficulty applies only to data='synthetic', got data={self.data!r}")
@@ -252,11 +276,11 @@ class TrainConfig:
             isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float)) or not self.grad_clip >= 0
         ):
             raise ConfigError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
-        _int("seed", self.seed, 0)
+        _int("seed", self.seed, 0, SEED_MAX)
         if self.data_seed is not None:
             if self.data != "synthetic":
                 raise ConfigError(f"data_seed applies only to data='synthetic', got data={self.data!r}")
-            _int("data_seed", self.data_seed, 0)
+            _int("data_seed", self.data_seed, 0, SEED_MAX)
         _choice("amp", self.amp, AMP_MODES)
         if not isinstance(self.tf32, bool) or not isinstance(self.compile, bool):
             raise ConfigError(f"tf32 and compile must be booleans, got {self.tf32!r}, {self.compile!r}")

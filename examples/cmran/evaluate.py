@@ -23,6 +23,10 @@ from .model import CMRAN
 SPLITS = ("train", "val", "test")
 
 
+class NonFiniteOutputError(RuntimeError):
+    """The model gave NaN or infinity in an evaluation: an error, never an accuracy."""
+
+
 def resolve_device(name: str, local_rank: int = 0, *, distributed: bool = False) -> torch.device:
     """The torch device of ``--device`` (auto, cpu, cuda, cuda:N, mps); ConfigError if it cannot serve.
 
@@ -70,8 +74,9 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
-def build_splits(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, Dataset]:
-    """{"train", "val", "test"} datasets of the data package; the first ``subset`` videos if set."""
+def build_splits(model_cfg: ModelConfig, train_cfg: TrainConfig, splits: tuple[str, ...] = SPLITS) -> dict[str, Dataset]:
+    """{"train", "val", "test"} datasets of the data package (or those of ``splits``); the first ``subset``
+    videos if set. A data directory's features are checked for NaN/inf here, before any is used."""
     from .data import build_datasets  # imported here: the model and config do not need the data package
 
     splits = build_datasets(
@@ -80,6 +85,7 @@ def build_splits(model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict[str, Da
         features=model_cfg.features,
         seed=train_cfg.data_seed,
         difficulty=train_cfg.difficulty,
+        splits=splits,
     )
     if train_cfg.subset is not None:
         splits = {k: Subset(d, range(min(train_cfg.subset, len(d)))) for k, d in splits.items()}
@@ -117,18 +123,37 @@ def evaluate_accuracy(
     loader = DataLoader(shard, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         pin_memory=device.type == "cuda")
     counts = torch.zeros(2, dtype=torch.float64, device=device)  # correct, total
+    # the first video (dataset index) with a non-finite output, and how many: checked once, at the end
+    first_bad = torch.full((), len(dataset), dtype=torch.int64, device=device)
+    n_bad = torch.zeros((), dtype=torch.int64, device=device)
+    start = 0
     for batch in loader:
         visual, audio, segment_labels, _ = to_device(batch, device)
         with autocast(device, amp):
             output = model(visual, audio)
+        bad = ~torch.stack([torch.isfinite(x).flatten(1).all(1) for x in output if torch.is_tensor(x)]).all(0)
+        index = rank + world_size * torch.arange(start, start + len(bad), device=device)
+        first_bad = torch.minimum(first_bad, torch.where(bad, index, len(dataset)).min())
+        n_bad += bad.sum()
+        start += len(bad)
         pred = model.predict(output)
         counts[0] += (pred == segment_labels).sum()
         counts[1] += segment_labels.numel()
     if world_size > 1:
         dist.all_reduce(counts)
+        dist.all_reduce(first_bad, op=dist.ReduceOp.MIN)
+        dist.all_reduce(n_bad)
     model.train(was_training)
+    if int(n_bad):
+        raise NonFiniteOutputError(
+            f"the model's output is NaN or infinite on {int(n_bad)} of {len(dataset)} videos (first: item "
+            f"{int(first_bad)} of the split): no accuracy can be given (amp={amp!r}; the inputs were checked, so "
+            "the weights or the arithmetic overflowed)"
+        )
     correct, total = counts.tolist()
-    return (correct / total if total else float("nan")), int(total)
+    if not total:
+        raise ValueError("evaluate_accuracy: the dataset holds no video, there is no accuracy to give")
+    return correct / total, int(total)
 
 
 def load_trained_model(path: str, device: torch.device, *, backend: str = "auto") -> tuple[CMRAN, dict]:
@@ -167,16 +192,16 @@ def main(args: argparse.Namespace) -> int:
     model, ckpt = load_trained_model(args.checkpoint, device)
     train_cfg = with_data(ckpt["train_config"], args.data)
     amp = train_cfg.amp if args.amp is None else args.amp
-    dataset = build_splits(model.config, train_cfg)[args.split]
+    dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
                                num_workers=args.num_workers)
     result = {"checkpoint": args.checkpoint, "split": args.split, "accuracy": acc, "segments": n,
               "epoch": ckpt["epoch"], "setting": model.config.setting, "features": model.config.features}
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps(result, allow_nan=False))
     else:
         print(f"{args.split} accuracy: {100 * acc:.2f}% ({n} segments; {args.checkpoint}, epoch {ckpt['epoch']})")
     return 0
 
 
-__all__ = ["CheckpointError", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]
+__all__ = ["CheckpointError", "NonFiniteOutputError", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]

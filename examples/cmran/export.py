@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ConfigError
+from .checkpoint import remove_stale_temp_files
+from .config import SEED_MAX, ConfigError, check_out_dir
 from .data.meta import (
     ANNOTATION_HEADER,
     FEATURE_DIMS,
@@ -38,6 +39,9 @@ from .data.meta import (
 from .data.synthetic import SyntheticAVEGenerator
 
 BLOCK = 32  # samples generated and written per step
+FEATURE_FILES = ("visual_feature.h5", "audio_feature.h5", "visual_feature_noisy.h5", "audio_feature_noisy.h5")
+LABEL_FILES = ("labels.h5", "mil_labels.h5", "labels_noisy.h5", *(f"{s}_order.h5" for s in SPLITS))
+TEXT_FILES = ("Annotations.txt", "categories.txt", *(f"{s}Set.txt" for s in SPLITS), "export_info.json")
 
 
 def select_videos(meta, num_videos: int | None):
@@ -134,6 +138,7 @@ def export_synthetic(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out, FEATURE_FILES + LABEL_FILES + TEXT_FILES)  # .NAME.tmp-PID of killed exports
     gen = SyntheticAVEGenerator(seed=seed, features=features, difficulty=difficulty)
     meta = gen.meta
     orig, orders, noisy = select_videos(meta, num_videos)
@@ -175,7 +180,7 @@ def export_synthetic(
         "original_indices": [int(i) for i in orig],
         "noisy_indices": [int(j) for j in noisy],
     }
-    _atomic_text(out / "export_info.json", json.dumps(info, indent=1) + "\n")
+    _atomic_text(out / "export_info.json", json.dumps(info, indent=1, allow_nan=False) + "\n")
     return info
 
 
@@ -193,10 +198,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.num_videos is not None and args.num_videos < len(SPLITS):
         raise ConfigError(f"--num-videos must be >= {len(SPLITS)} (one video per split), got {args.num_videos}")
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed <= SEED_MAX:
+        raise ConfigError(f"--seed must be an integer in [0, {SEED_MAX}], got {args.seed}")
     if args.difficulty is not None and not 0 <= args.difficulty < float("inf"):
         raise ConfigError(f"--difficulty must be a finite number >= 0, got {args.difficulty}")
+    check_out_dir(args.out)
     info = export_synthetic(args.out, args.num_videos, args.features, args.dtype, args.seed, args.difficulty)
     print(
         f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}"

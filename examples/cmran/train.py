@@ -22,8 +22,10 @@ import argparse
 import math
 import os
 import random
+import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,9 +40,11 @@ from .checkpoint import (
     VERSION,
     CheckpointError,
     atomic_write,
+    check_finite,
     check_resumable,
     load_checkpoint,
     load_model_state,
+    remove_stale_temp_files,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -56,11 +60,14 @@ from .config import (
     ConfigError,
     ModelConfig,
     TrainConfig,
+    check_out_dir,
 )
 from .evaluate import autocast, build_splits, evaluate_accuracy, resolve_device, to_device
 from .model import CMRAN, count_parameters, describe
 
 CMRA_CHOICES = ("cmra", "none", "self", "co", "feature_concat")
+# What a run writes into --out; a fresh run refuses a folder holding any of them unless --overwrite.
+RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "result.json")
 INTERACTION_CHOICES = ("cmra", "none", "self")
 
 
@@ -142,6 +149,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
     for flag in ("debug_nan_at_step", "debug_nan_grad_at_step"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
+    if args.resume is not None and args.overwrite:
+        raise ConfigError("--resume and --overwrite exclude each other")
+    check_out_dir(train_cfg.out)
     if args.resume not in (None, "auto") and not os.path.isfile(args.resume):
         raise ConfigError(f"--resume {args.resume!r}: no such checkpoint file")
     last = Path(train_cfg.out) / "last.pt"
@@ -152,13 +162,12 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
             f"--out {train_cfg.out!r} already holds another run ({last}); resuming {args.resume!r} there would mix "
             f"the two runs' checkpoints: choose an --out without a run, or --resume {str(last)!r} to continue that one"
         )
-    if args.resume is None and last.exists() and not args.overwrite:
-        raise ConfigError(
-            f"--out {train_cfg.out!r} already holds a run ({last}); pass --resume to continue it, "
-            f"--overwrite to start afresh, or choose another --out"
-        )
-    if args.resume is not None and args.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
+    present = [name for name in RUN_FILES if (Path(train_cfg.out) / name).exists()]
+    if args.resume is None and present and not args.overwrite:
+        how = "pass --resume to continue it, --overwrite to start afresh" if last.exists() else \
+            "pass --overwrite to replace them"
+        raise ConfigError(f"--out {train_cfg.out!r} already holds a run ({', '.join(present)}); {how}, "
+                          "or choose another --out")
     return model_cfg, train_cfg
 
 
@@ -170,7 +179,8 @@ def main(args: argparse.Namespace) -> int:
     model_cfg, cfg = configs_from_args(args)
     resume = None if args.resume is None else (str(Path(cfg.out) / "last.pt") if args.resume == "auto" else args.resume)
     return train(model_cfg, cfg, resume=resume, debug_nan_at_step=args.debug_nan_at_step,
-                 debug_nan_grad_at_step=args.debug_nan_grad_at_step, debug_grads_out=args.debug_grads_out)
+                 debug_nan_grad_at_step=args.debug_nan_grad_at_step, debug_grads_out=args.debug_grads_out,
+                 argv=getattr(args, "argv", None))
 
 
 def seed_everything(seed: int) -> None:
@@ -179,9 +189,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@dataclass
+class _Progress:
+    """What a Ctrl-C handler needs to know: the epoch last.pt holds in --out, and the open progress bar."""
+
+    saved_epoch: int | None = None
+    best_epoch: int | None = None
+    bar: tqdm | None = None
+
+
 def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None,
           debug_nan_at_step: int | None = None, debug_nan_grad_at_step: int | None = None,
-          debug_grads_out: str | None = None) -> int:
+          debug_grads_out: str | None = None, argv: list[str] | None = None) -> int:
+    """Train; 0 on success, 1 on a non-finite stop, 130 on Ctrl-C (one line: what was saved, how to resume).
+
+    argv: the command-line arguments (``train ...``) the run was started with, for the resume command.
+    """
     # ---- processes: DDP when launched by torchrun (RANK/WORLD_SIZE set) ----
     ddp = "RANK" in os.environ and "WORLD_SIZE" in os.environ
     rank, world_size, local_rank = 0, 1, 0
@@ -204,12 +227,58 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
     out = Path(cfg.out)
+    progress = _Progress()
+    if resume is not None and _same_file(resume, out / "last.pt"):
+        progress.saved_epoch = -1  # known once the checkpoint is read
     try:
         return _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
-                      debug_nan_grad_at_step, debug_grads_out)
+                      debug_nan_grad_at_step, progress, debug_grads_out)
+    except KeyboardInterrupt:  # Ctrl-C, also inside a checkpoint write (atomic: the old file stays)
+        if progress.bar is not None:
+            progress.bar.close()
+        _log(master, _interrupted(out, cfg, resume, world_size, progress, argv), err=True)
+        return 130
     finally:
         if ddp:
             dist.destroy_process_group()
+
+
+def _interrupted(out: Path, cfg: TrainConfig, resume: str | None, world_size: int, progress: _Progress,
+                 argv: list[str] | None) -> str:
+    """The one line printed on Ctrl-C: what --out holds and the exact command that continues the run."""
+    saved = progress.saved_epoch is not None and progress.saved_epoch >= 0 and (out / "last.pt").is_file()
+    if saved:
+        best = f", best.pt epoch {progress.best_epoch}" if progress.best_epoch else ""
+        what = f"interrupted: {out / 'last.pt'} holds epoch {progress.saved_epoch} of {cfg.epochs}{best}"
+        flag, how = "--resume", "resume with"
+    elif resume is not None:  # resuming into another --out that holds no checkpoint yet: the same command
+        what, flag, how = f"interrupted: nothing new was saved in {out}, {resume} is unchanged", None, "resume with"
+    else:
+        what, flag, how = f"interrupted before epoch 1 was saved: {out} holds no last.pt", "--overwrite", \
+            "start again with"
+    if argv is None:
+        return f"{what}; {how} the same train command{f' and {flag}' if flag else ''}"
+    args = list(argv) if flag is None else [*_without_run_flags(argv), flag]
+    launcher = ["torchrun", "--nproc_per_node", str(world_size)] if world_size > 1 else ["python"]
+    return f"{what}; {how}: {shlex.join([*launcher, '-m', 'examples.cmran', *args])}"
+
+
+def _without_run_flags(argv: list[str]) -> list[str]:
+    """argv without --resume [CHECKPOINT] and --overwrite (argparse also takes unique prefixes: --res, --ov)."""
+    kept, skip_value = [], False
+    for token in argv:
+        if skip_value and not token.startswith("-"):
+            skip_value = False
+            continue
+        skip_value = False
+        name = token.split("=", 1)[0]
+        if len(name) >= 3 and "--resume".startswith(name):
+            skip_value = "=" not in token
+            continue
+        if len(name) >= 4 and "--overwrite".startswith(name):
+            continue
+        kept.append(token)
+    return kept
 
 
 def _log(master: bool, msg: str, *, err: bool = False) -> None:
@@ -246,18 +315,23 @@ def _grad_record(model, order: list[list[int]], epoch: int, step: int, local_bat
 
 
 def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
-           debug_nan_grad_at_step, debug_grads_out=None) -> int:
+           debug_nan_grad_at_step, progress: _Progress, debug_grads_out: str | None = None) -> int:
     ckpt = None
     if resume is not None:
         ckpt = load_checkpoint(resume)
         check_resumable(ckpt, model_cfg, cfg, resume)
+        check_finite(ckpt["model"], resume, "weights")
+        check_finite(ckpt["optimizer"]["state"], resume, "optimizer state")
+        progress.best_epoch = ckpt["best_epoch"]  # resuming elsewhere brings best.pt along
+        if progress.saved_epoch is not None:
+            progress.saved_epoch = ckpt["epoch"]
 
     # ---- seed, data, model, optimizer ----
     seed_everything(cfg.seed)
     model = CMRAN(model_cfg).to(device)  # same init on every rank
     n_params = count_parameters(model)
+    splits = build_splits(model_cfg, cfg)  # a data directory's values are checked here, before any output
     _log(master, describe(model))
-    splits = build_splits(model_cfg, cfg)
     sampler = DistributedSampler(splits["train"], num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
     data_generator = torch.Generator().manual_seed(cfg.seed)  # DataLoader worker seeds
     loader = DataLoader(
@@ -294,6 +368,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
 
     if master:
         out.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp_files(out, RUN_FILES)  # of killed writes: only one run owns a folder, and it starts now
         if resume is None:  # a fresh start (--overwrite): no stale files of an earlier run
             for name in ("last.pt", "best.pt", "result.json", "metrics.jsonl"):
                 (out / name).unlink(missing_ok=True)
@@ -335,8 +410,8 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         order = _global_order(sampler, world_size) if debug_grads_out is not None else None
         lr = optimizer.param_groups[0]["lr"]
         total_loss = 0.0
-        bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not master,
-                   dynamic_ncols=True)
+        bar = progress.bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                                  disable=not master, dynamic_ncols=True)
         for step, batch in enumerate(loader):
             if step >= steps_per_epoch:
                 break
@@ -391,7 +466,9 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         if master:
             if improved:  # best first: a crash in between never leaves last.pt pointing past best.pt
                 save_checkpoint(out / "best.pt", state)
+                progress.best_epoch = epoch
             save_checkpoint(out / "last.pt", state)
+            progress.saved_epoch = epoch
             write_jsonl(out / "metrics.jsonl", history)
         del state
         _log(master, f"epoch {epoch:3d}/{cfg.epochs} | train loss {record['train_loss']:.4f} | "

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from .config import ConfigError
+from .checkpoint import atomic_write
+from .config import ConfigError, check_out_dir
 from .evaluate import build_splits, load_trained_model, resolve_device, with_data
 
 BACKGROUND = 28
@@ -69,7 +70,7 @@ def plot_agsca(path: Path, spatial: torch.Tensor, truth, pred, names, title: str
         ax.set_yticks([])
     fig.colorbar(im, ax=axes, shrink=0.8, label="M_s (uniform = 1/49 = 0.020)")
     fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -96,7 +97,7 @@ def plot_relations(path: Path, panels: list[tuple[str, torch.Tensor, list[str]]]
         ax.set_title(f"{name}: query segment -> memory (top-{k} circled)", fontsize=8)
         ax.set_xlabel("memory step", fontsize=8)
     fig.suptitle(title + "   (* = event segment)", fontsize=9)
-    fig.savefig(path, dpi=110)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
     plt.close(fig)
 
 
@@ -123,6 +124,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--num-videos must be >= 1, got {args.num_videos}")
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
+    check_out_dir(args.out)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -131,7 +133,7 @@ def main(args: argparse.Namespace) -> int:
     model, ckpt = load_trained_model(args.checkpoint, device, backend="reference")  # the one returning weights
     cfg = model.config
     train_cfg = with_data(ckpt["train_config"], args.data)
-    dataset = build_splits(cfg, train_cfg)[args.split]
+    dataset = build_splits(cfg, train_cfg, (args.split,))[args.split]
     idx = pick_videos(dataset, args.num_videos)
     items = [dataset[i] for i in idx]
     visual = torch.stack([it[0] for it in items]).to(device)

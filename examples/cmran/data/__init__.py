@@ -59,6 +59,7 @@ def build_datasets(
     difficulty: float | None = None,
     *,
     labels: str = "auto",
+    splits: tuple[str, ...] = SPLITS,
 ) -> dict[str, Dataset]:
     """Return {"train", "val", "test"} datasets of (visual, audio, segment_labels, video_label).
 
@@ -69,15 +70,19 @@ def build_datasets(
     seed, difficulty: synthetic only (difficulty None = 1.0, the default calibration).
     labels: release only; where segment labels come from ("auto", "annotations", "file"), see
         ``validate_release``.
+    splits: the splits to build (a release's features are checked for NaN/inf once, when its split is
+        built: only the splits asked for are read).
     """
+    if isinstance(splits, str) or not splits or any(s not in SPLITS for s in splits):
+        raise ValueError(f"splits must be a non-empty tuple of {SPLITS}, got {splits!r}")
     if setting not in ("supervised", "weak"):
         raise ValueError(f"setting must be 'supervised' or 'weak', got {setting!r}")
     if features not in FEATURE_DIMS:
         raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
     if isinstance(data, str) and data == "synthetic":
         gen = SyntheticAVEGenerator(seed=seed, features=features, difficulty=difficulty)
-        return {split: SyntheticAVE(gen, split, setting) for split in SPLITS}
+        return {split: SyntheticAVE(gen, split, setting) for split in splits}
     if not isinstance(data, (str, os.PathLike)):
         raise TypeError(f"data must be 'synthetic' or a directory path, got {type(data).__name__}")
     info = validate_release(data, features=features, setting=setting, labels=labels)
-    return {split: ReleaseAVE(info, split) for split in SPLITS}
+    return {split: ReleaseAVE(info, split) for split in splits}

@@ -13,9 +13,10 @@ Layout (every feature/label file holds one dataset ``avadataset``; order files h
     weak setting also: mil_labels.h5 (N, 29), labels_noisy.h5 (M, 29),
                        visual_feature_noisy.h5 (M, T, 7, 7, C), audio_feature_noisy.h5 (M, T, 128)
 
-Everything is validated when the dataset is built (``validate_release``), before any training;
-each problem raises ``AVEDataError`` naming the file, the key, what was found and what was
-expected. HDF5 files are opened lazily, once per process, on the first ``__getitem__`` (so a
+Everything is validated when the dataset is built (``validate_release``: files, shapes, one-hot
+labels, orders; ``ReleaseAVE``: one pass over the split's feature values for NaN/inf), before any
+training; each problem raises ``AVEDataError`` naming the file, the key, what was found and what
+was expected. HDF5 files are opened lazily, once per process, on the first ``__getitem__`` (so a
 DataLoader with workers opens its own handles; open handles are never pickled).
 """
 
@@ -118,6 +119,53 @@ def _read(path: Path, key: str) -> np.ndarray:
         return f[key][()]
 
 
+def _one_hot_classes(path: Path, array: np.ndarray, what: str) -> np.ndarray:
+    """The class of each one-hot row of ``array`` (..., K); AVEDataError naming the first row that is not one."""
+    ok = np.isin(array, (0, 1)).all(-1) & (array.sum(-1) == 1)
+    if not ok.all():
+        pos = tuple(int(i) for i in np.argwhere(~ok)[0])
+        row = array[pos]
+        odd = row[~np.isin(row, (0, 1))]
+        found = f"it holds the value {odd[0]}" if odd.size else f"it has {int(row.sum())} ones"
+        raise AVEDataError(
+            f"{path}: dataset '{FEATURE_KEY}' row {list(pos)} ({what}) is not one-hot: {found}; expected one 1 "
+            f"and {NUM_CLASSES - 1} zeros, the 1 at a class in 0..{NUM_CLASSES - 1} ({BACKGROUND} = background)"
+        )
+    return array.argmax(-1).astype(np.int64)
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+BLOCK = 32  # rows read at once by the value check
+
+
+def _spans(rows: np.ndarray):
+    """[lo, hi) spans of at most BLOCK consecutive rows covering the sorted distinct ``rows``."""
+    start = 0
+    for j in range(1, len(rows) + 1):
+        if j == len(rows) or rows[j] != rows[j - 1] + 1 or j - start == BLOCK:
+            yield int(rows[start]), int(rows[j - 1]) + 1
+            start = j
+
+
+def first_non_finite(dataset, rows) -> tuple[int, tuple[int, ...], float, int] | None:
+    """(row, position in the row, value, count in the row) of the first value among ``rows`` of an HDF5
+    dataset that is NaN, infinite or beyond float32's range (the loader's dtype); None if there is none.
+
+    One read of the rows, in blocks, with two reductions (min, max) per row; the culprit is located
+    only in a row that fails.
+    """
+    for lo, hi in _spans(np.unique(np.asarray(rows, dtype=np.int64))):
+        block = dataset[lo:hi]
+        flat = block.reshape(hi - lo, -1)
+        ok = (flat.min(1) >= -F32_MAX) & (flat.max(1) <= F32_MAX)  # False for NaN too
+        if not ok.all():
+            r = int(np.argmin(ok))
+            bad = ~(np.abs(flat[r]) <= F32_MAX)
+            where = np.unravel_index(int(np.argmax(bad)), block.shape[1:])
+            return lo + r, tuple(int(i) for i in where), float(flat[r][bad][0]), int(bad.sum())
+    return None
+
+
 @dataclass
 class ReleaseInfo:
     """What ``validate_release`` found: sample counts, label arrays, orders."""
@@ -183,7 +231,7 @@ def validate_release(
                 f"{root / LABELS}: dataset '{FEATURE_KEY}' has shape {_shape(lshape)}, expected {_shape((N, T, NUM_CLASSES))} "
                 f"(one-hot segment labels; N={N} from {VISUAL})"
             )
-        file_labels = _read(root / LABELS, FEATURE_KEY).argmax(-1).astype(np.int64)
+        file_labels = _one_hot_classes(root / LABELS, _read(root / LABELS, FEATURE_KEY), "[sample, segment]")
     if labels == "file" and file_labels is None:
         raise AVEDataError(f"{root / LABELS}: file not found, but labels='file' asks for it")
     if labels == "annotations" or (labels == "auto" and (ann_ok or file_labels is None)):
@@ -209,6 +257,11 @@ def validate_release(
     for split, name in ORDER_FILES.items():
         _check_array(root / name, ORDER_KEY, f"the {split} split's sample indices", (None,), False)
         order = _read(root / name, ORDER_KEY).astype(np.int64)
+        if order.size == 0:
+            raise AVEDataError(
+                f"{root / name}: dataset '{ORDER_KEY}' holds no index: the {split} split is empty, expected at "
+                "least one sample index"
+            )
         bad = np.flatnonzero((order < 0) | (order >= N))
         if bad.size:
             raise AVEDataError(
@@ -233,7 +286,7 @@ def validate_release(
     if setting == "weak":
         mshape = _check_array(root / MIL, FEATURE_KEY, "video-level one-hot labels", (None, NUM_CLASSES), True)
         _check_count(root / MIL, FEATURE_KEY, mshape[0], N, VISUAL)
-        mil = _read(root / MIL, FEATURE_KEY).argmax(-1)
+        mil = _one_hot_classes(root / MIL, _read(root / MIL, FEATURE_KEY), "sample")
         if not np.array_equal(mil, vid):
             i = int(np.flatnonzero(mil != vid)[0])
             raise AVEDataError(
@@ -256,7 +309,14 @@ def validate_release(
         )
         _check_count(root / NOISY_AUDIO, FEATURE_KEY, na[0], M, NOISY_LABELS)
         info.num_noisy = M
-        info.noisy_video_labels = _read(root / NOISY_LABELS, FEATURE_KEY).argmax(-1).astype(np.int64)
+        noisy = _one_hot_classes(root / NOISY_LABELS, _read(root / NOISY_LABELS, FEATURE_KEY), "background video")
+        if (noisy != BACKGROUND).any():
+            j = int(np.flatnonzero(noisy != BACKGROUND)[0])
+            raise AVEDataError(
+                f"{root / NOISY_LABELS}: dataset '{FEATURE_KEY}' row {j} says class {int(noisy[j])}, expected "
+                f"{BACKGROUND} (background) for every row: these videos hold no event"
+            )
+        info.noisy_video_labels = noisy
     return info
 
 
@@ -265,7 +325,7 @@ class ReleaseAVE(Dataset):
     audio (T, 128) float32, segment labels (T,) int64, video label () int64 (28 = background video).
     Weak train split: the official train samples, then the M background-only videos."""
 
-    def __init__(self, info: ReleaseInfo, split: str):
+    def __init__(self, info: ReleaseInfo, split: str, *, check_values: bool = True):
         if split not in info.orders:
             raise ValueError(f"split must be one of {list(info.orders)}, got {split!r}")
         self.root, self.split, self.setting = info.root, split, info.setting
@@ -289,6 +349,29 @@ class ReleaseAVE(Dataset):
         )
         self._handles = None  # opened lazily, per process
         self._pid = None
+        if check_values:
+            self.check_values()
+
+    def check_values(self) -> None:
+        """One pass over this split's features: a NaN, an infinity or a float32 overflow raises
+        AVEDataError naming the file, the video and the split (before any of it is used)."""
+        import h5py
+
+        for kind in (0, 1):
+            positions = np.flatnonzero(self.items[:, 0] == kind)
+            if not positions.size:
+                continue
+            for name in self._files[2 * kind : 2 * kind + 2]:
+                with h5py.File(self.root / name, "r") as f:
+                    bad = first_non_finite(f[FEATURE_KEY], self.items[positions, 1])
+                if bad is not None:
+                    row, where, value, count = bad
+                    item = int(positions[np.flatnonzero(self.items[positions, 1] == row)[0]])
+                    raise AVEDataError(
+                        f"{self.root / name}: video {row} (item {item} of the {self.split} split) holds a non-finite "
+                        f"feature: {value} at {list(where)} (segment {where[0]}; {count} non-finite value(s) in that "
+                        "video); expected finite values within float32's range"
+                    )
 
     def __len__(self) -> int:
         return len(self.items)
