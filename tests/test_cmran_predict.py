@@ -165,3 +165,20 @@ def test_bad_options_are_refused(run_folder, tmp_path, capsys, argv, match, monk
     assert exc.value.code == 2
     assert match in capsys.readouterr().err
     assert not list(tmp_path.glob("e*"))
+
+
+def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_path):
+    import shlex
+    from pathlib import Path
+
+    from examples.cmran.__main__ import build_parser
+    from examples.cmran.train import next_steps
+
+    out = tmp_path / "my runs" / "demo"
+    text = next_steps(out)
+    assert str(out / "best.pt") in text and str(out / "metrics.jsonl") in text
+    commands = [shlex.split(line)[3:] for line in text.splitlines() if line.strip().startswith("python -m")]
+    assert [c[0] for c in commands] == ["evaluate", "visualize", "predict"]
+    for argv in commands:
+        args = build_parser().parse_args(argv)
+        assert Path(args.checkpoint) == out / "best.pt"

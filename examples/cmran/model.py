@@ -4,7 +4,7 @@ Axis legend: b batch, t segments (10), h/w the 7x7 grid, n cells (49), c visual 
 (512 VGG-19 / 2048 ResNet-151), a audio channels (128, VGGish), e model dim (256),
 k classes (28 supervised, 29 weak).
 
-The forward pass (CMRAN.md, "Forward pass"):
+The forward pass (Xu et al., ACM MM 2020, as the reference code computes it; docs/cmran.md):
   visual (b,t,h,w,c) -> [Linear(c,512) + ReLU + Dropout(0.2)] -> AGSCA(visual, audio) -> v (b,t,512)
   a_o = RAM_a(audio, v)   (query: audio; memory [ITR_v(v) ; q_a])
   v_o = RAM_v(v, audio)   (query: visual; memory [ITR_a(audio) ; q_v])

@@ -390,7 +390,22 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         write_json(out / "result.json", result)
     _log(master, f"test accuracy of best.pt (epoch {best['epoch']}, val {100 * best['best_val']:.2f}%): "
                  f"{100 * test_acc:.2f}% over {n_segments} segments")
+    _log(master, next_steps(out))
     return 0
+
+
+def next_steps(out: Path) -> str:
+    """Where the run went and the commands that read it."""
+    import shlex
+
+    ckpt, q = out / "best.pt", lambda p: shlex.quote(str(p))
+    return "\n".join([
+        f"run folder {out}: checkpoint {ckpt}, metrics {out / 'metrics.jsonl'}, result {out / 'result.json'}",
+        "next:",
+        f"  python -m examples.cmran evaluate  --checkpoint {q(ckpt)} --split test",
+        f"  python -m examples.cmran visualize --checkpoint {q(ckpt)} --out {q(out / 'vis')}",
+        f"  python -m examples.cmran predict   --checkpoint {q(ckpt)} --out {q(out / 'events.jsonl')}",
+    ])
 
 
 __all__ = ["CheckpointError", "add_arguments", "configs_from_args", "main", "train"]
