@@ -3,7 +3,7 @@
 Axis legend: b batch, t segments (10 one-second segments), k classes.
 
     python -m examples.cmran predict --checkpoint runs/demo/best.pt --out runs/demo/events.jsonl
-    python -m examples.cmran predict --checkpoint runs/ref/best.pt --data /data/AVE --videos RUQ7fGmjkHs --out ev.csv
+    python -m examples.cmran predict --checkpoint runs/ref/best.pt --data /data/AVE --videos EsfJpLbBeb4 --out ev.csv
 
 Segment labels come from ``CMRAN.predict`` (``avattn.predict_segments``: event where
 ``sigmoid(s_t) > 0.5``, with the argmax category). Consecutive segments with the same event label
