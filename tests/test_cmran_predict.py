@@ -157,14 +157,17 @@ def test_cli_on_synthetic_data_matches_the_model(run_folder, tmp_path, capsys):
     (["--out", "events.txt"], "--out must end in .jsonl or .csv"),
     (["--out", "e.jsonl", "--videos", "not_a_video"], "--videos: ['not_a_video'] not in the test split"),
     (["--out", "e.jsonl", "--videos", ","], "--videos must list video ids"),
+    (["--out", "e.jsonl/x.csv"], "is a file, expected a directory"),
 ])
 def test_bad_options_are_refused(run_folder, tmp_path, capsys, argv, match, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    if "e.jsonl/x.csv" in argv:
+        (tmp_path / "e.jsonl").write_text("")
     with pytest.raises(SystemExit) as exc:
         cli(["predict", "--checkpoint", str(run_folder / "best.pt"), *argv])
     assert exc.value.code == 2
     assert match in capsys.readouterr().err
-    assert not list(tmp_path.glob("e*"))
+    assert not [p for p in tmp_path.glob("e*") if p.stat().st_size]
 
 
 def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_path):

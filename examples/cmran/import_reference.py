@@ -207,8 +207,9 @@ def convert_reference(
 def _check_out(out: Path, overwrite: bool) -> None:
     if str(out) in ("", "."):
         raise ConfigError(f"--out must name a run directory, got {str(out)!r}")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a file, expected a directory for the run")
+    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"--out {str(out)!r}: {str(blocker)!r} is a file, expected a directory for the run")
     held = [name for name in RUN_FILES if (out / name).exists()]
     if held and not overwrite:
         raise ConfigError(f"--out {str(out)!r} already holds a run ({', '.join(held)}); pass --overwrite to "

@@ -140,6 +140,9 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .jsonl or .csv, got {args.out!r}")
     if out.is_dir():
         raise ConfigError(f"--out {args.out!r} is a directory, expected a file name ending in .jsonl or .csv")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"--out {args.out!r}: {str(blocker)!r} is a file, expected a directory")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     wanted = None
