@@ -148,12 +148,12 @@ def read_reference_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor
         raise CheckpointError(
             f"reference checkpoint {str(path)!r} could not be read with weights_only=True ({type(exc).__name__}: "
             f"{first}). If it pickles the whole model, save its state_dict() with the reference code first "
-            "(see docs/cmran.md, 'Reference checkpoints')"
+            "(see docs/cmran.md, 'Reference checkpoints in')"
         ) from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        found = sorted(obj)[:5] if isinstance(obj, Mapping) else type(obj).__name__
+        found = [str(k) for k in obj][:5] if isinstance(obj, Mapping) else type(obj).__name__
         raise CheckpointError(
             f"reference checkpoint {str(path)!r} holds neither a state dict nor a dict with a 'state_dict' entry "
             f"(found {found})"
