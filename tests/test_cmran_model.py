@@ -59,7 +59,7 @@ def _id(kw: dict) -> str:
 
 
 def test_default_parameter_count_is_the_used_part_of_the_reference():
-    # CMRAN.md: the reference registers 15.86 M parameters of which 9.51 M are used.
+    # The reference implementation registers 15.86 M parameters of which 9.51 M are used.
     model = CMRAN()
     assert count_parameters(model) == 9_509_150
     assert abs(count_parameters(model) / 1e6 - 9.51) < 0.01
@@ -215,7 +215,7 @@ def test_weak_loss_reads_scores_or_logits():
     torch.testing.assert_close(logits_model.loss(out, seg, vid), F.multilabel_soft_margin_loss(out.video_logits, onehot))
 
 
-# ---- the equations of CMRAN.md, transcribed in plain torch ----------------------------------------
+# ---- the paper's equations (docs/cmran.md), transcribed in plain torch ----------------------------
 
 def _lin(x, m):
     return x @ m.weight.T + m.bias

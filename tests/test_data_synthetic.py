@@ -175,7 +175,8 @@ def test_object_and_sound_are_where_the_latent_says(gen):
         for t in range(10):
             if lat["visible"][t]:
                 y, x = lat["positions"][-1, t]
-                hits += int(cells[t].argmax() in {y * 7 + x, y * 7 + x + 1, y * 7 + x + 7, y * 7 + x + 8})
+                h, w = lat["sizes"][-1]
+                hits += int(cells[t].argmax() in {(y + dy) * 7 + x + dx for dy in range(h) for dx in range(w)})
                 score_on.append(cells[t].max())
             else:
                 score_off.append(cells[t].max())
@@ -229,3 +230,37 @@ def test_bad_arguments():
         g.sample(4143)
     with pytest.raises(IndexError):
         g.noisy_sample(178)
+
+
+def test_object_extents_are_rectangles_of_a_few_to_most_cells(gen):
+    """Each object's extent: drawn once, inside the grid while it moves, median ~8 cells, 2..36 cells."""
+    areas, square = [], []
+    for i in range(1, 4143, 13):
+        _, _, lat = gen.sample(i, latent=True)
+        sizes, pos = lat["sizes"], lat["positions"]
+        assert sizes.shape == (len(lat["distractors"]) + 1, 2)
+        assert ((sizes >= 1) & (sizes <= 6)).all()
+        assert (pos >= 0).all() and (pos + sizes[:, None, :] <= 7).all()
+        areas += list(sizes.prod(1))
+        square += list(sizes[:, 0] == sizes[:, 1])
+    areas = np.array(areas)
+    assert 6 <= np.median(areas) <= 12
+    assert np.percentile(areas, 5) <= 3 and areas.max() >= 25 and areas.min() >= 2
+    assert np.mean(square) < 0.7
+
+
+def test_the_object_fills_its_rectangle(gen):
+    """Where the own object is visible, every cell of its rectangle carries its signature."""
+    sig = gen.visual_signatures / np.linalg.norm(gen.visual_signatures, axis=1, keepdims=True)
+    inside, outside = [], []
+    for i in range(5, 4143, 97):
+        vis, _, lat = gen.sample(i, latent=True)
+        proj = vis.reshape(10, 7, 7, -1) @ sig[lat["category"]]  # (T, 7, 7)
+        h, w = lat["sizes"][-1]
+        for t in np.flatnonzero(lat["visible"]):
+            y, x = lat["positions"][-1, t]
+            mask = np.zeros((7, 7), dtype=bool)
+            mask[y:y + h, x:x + w] = True
+            inside.append(proj[t][mask].mean())
+            outside.append(proj[t][~mask].mean() if (~mask).any() else np.nan)
+    assert np.nanmean(inside) > np.nanmean(outside) + 0.3

@@ -12,7 +12,7 @@ def lin(layer, x):
 
 
 def agsca_equations(m, v, a):
-    """CMRAN.md step 2, per segment, in loops over (b, t)."""
+    """AGSCA as the CMRAN paper (Xu et al., ACM MM 2020) defines it, per segment, in loops over (b, t)."""
     B, T, N, C = v.shape
     out = torch.zeros(B, T, C, dtype=v.dtype)
     gates = torch.zeros(B, T, C, dtype=v.dtype)

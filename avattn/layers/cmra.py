@@ -5,6 +5,7 @@ Axis legend: b batch, q query steps, k memory steps, h heads, d head dim, e mode
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -41,7 +42,8 @@ class CrossModalRelationAttention(nn.Module):
     ``memory=[query]`` is self-attention, ``[other]`` co-attention, ``[other, query]`` CMRA.
     Each source is projected on its own and never concatenated on the fused path.
     Numerically the same as ``nn.MultiheadAttention(dim, num_heads, dropout, batch_first=True)``
-    on ``torch.cat(memory, 1)``; ``from_multihead_attention`` copies one's weights.
+    on ``torch.cat(memory, 1)``; ``from_multihead_attention`` copies one's weights. Initialised as
+    that module is (``reset_parameters``).
 
     Shapes: query (B, Tq, E); memory[i] (B, Tk_i, E); key_padding_masks None or a list with
     None or bool (B, Tk_i) (True = padded) -> (B, Tq, E), plus ``AttentionMaps`` when asked.
@@ -70,6 +72,29 @@ class CrossModalRelationAttention(nn.Module):
         self.q_proj = nn.Linear(dim, dim, bias=bias, **kw)
         self.kv_proj = nn.Linear(self.memory_dim, 2 * dim, bias=bias, **kw)
         self.out_proj = nn.Linear(dim, dim, bias=bias, **kw)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """``nn.MultiheadAttention(dim, num_heads, kdim=vdim=memory_dim)``'s initialisation.
+
+        Xavier-uniform in-projection: with ``memory_dim == dim`` one packed (3E, E) matrix, so q, k
+        and v share the bound sqrt(6 / (E + 3E)); otherwise q (E, E), k and v (E, memory_dim) each
+        on their own. The out-projection keeps ``nn.Linear``'s default weight; all biases are zero.
+        """
+        e = self.dim
+        with torch.no_grad():
+            if self.memory_dim == e:
+                bound = math.sqrt(6.0 / (e + 3 * e))
+                self.q_proj.weight.uniform_(-bound, bound)
+                self.kv_proj.weight.uniform_(-bound, bound)
+            else:
+                nn.init.xavier_uniform_(self.q_proj.weight)
+                nn.init.xavier_uniform_(self.kv_proj.weight[:e])
+                nn.init.xavier_uniform_(self.kv_proj.weight[e:])
+            self.out_proj.reset_parameters()
+            for proj in (self.q_proj, self.kv_proj, self.out_proj):
+                if proj.bias is not None:
+                    proj.bias.zero_()
 
     def _heads(self, x: Tensor) -> Tensor:
         return x.unflatten(-1, (self.num_heads, -1))  # (b, t, e) -> (b, t, h, d), a view

@@ -1,4 +1,4 @@
-"""``python -m examples.cmran {train,evaluate,visualize,export-synthetic} ...``
+"""``python -m examples.cmran {train,evaluate,visualize,export-synthetic,import-reference,predict} ...``
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``.
 Bad option values are refused (exit status 2) before any work; an unusable checkpoint or data file, or a
@@ -17,11 +17,13 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate", "segment accuracy of a checkpoint on a split"),
     "visualize": ("visualize", "AGSCA spatial maps and CMRA attention of a checkpoint (PNGs)"),
     "export-synthetic": ("export", "write the synthetic AVE data set in the real release's file layout"),
+    "import-reference": ("import_reference", "convert a reference implementation's .pth.tar into a run folder"),
+    "predict": ("predict", "the events a checkpoint finds in each video (category, start, end), as JSONL or CSV"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m examples.cmran", description="CMRAN on AVE: train, evaluate, visualize, export synthetic data.")
+    parser = argparse.ArgumentParser(prog="python -m examples.cmran", description="CMRAN on AVE: train, evaluate, visualize, predict, export synthetic data, import reference checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

@@ -24,8 +24,9 @@ ARCHS = ("cmran", "audio_only", "visual_only", "audio_visual", "audio_visual_agv
 VISUAL_ATTENTIONS = ("agsca", "agva", "average")
 WEAK_LOSS_INPUTS = ("scores", "logits")
 AMP_MODES = ("none", "bf16", "fp16")
+INITS = ("default", "reference")
 
-# The recipe (CMRAN.md, reference implementation), per setting.
+# The recipe of the reference implementation (Xu et al., ACM MM 2020), per setting.
 INTERACTION_HEADS = {"supervised": 4, "weak": 2}
 LR_MILESTONES = {"supervised": (10, 20, 30), "weak": (5, 20, 40)}
 GRAD_CLIP = {"supervised": 0.1, "weak": 0.5}
@@ -103,6 +104,8 @@ class ModelConfig:
         must stay None where it is not (interaction none, baselines).
     visual_proj, visual_dropout: None = True / 0.2 where the model sees the visual map; must stay
         None where it does not (arch audio_only; visual_dropout also with visual_proj=False).
+    init: "default" draws every layer on its own; "reference" starts the stacked layers of each ITR
+        identical (copies of the first), as the reference code's deep-copied template does.
     """
 
     setting: str = "supervised"
@@ -120,9 +123,10 @@ class ModelConfig:
     visual_proj: bool | None = None  # Linear(C_v, 512) + ReLU + Dropout on every cell before the visual attention
     visual_proj_dim: int = 512
     visual_dropout: float | None = None  # after the pre-projection; 0.2
-    agva_audio_along_cells: bool = False  # AVEL's code quirk (see CMRAN.md, AGVA)
+    agva_audio_along_cells: bool = False  # AVEL's code quirk (see docs/cmran.md, AGVA)
     weak_loss_on: str = "scores"  # weak loss on the softmax scores (reference) or on the logits
     backend: str = "auto"  # avattn attention backend
+    init: str = "default"  # "reference": each ITR's stacked layers start as copies of its first
 
     def __post_init__(self) -> None:
         _choice("setting", self.setting, SETTINGS)
@@ -191,6 +195,10 @@ class ModelConfig:
             )
         if self.agva_audio_along_cells and self.visual_attention != "agva" and self.arch != "audio_visual_agva":
             raise ConfigError("agva_audio_along_cells=True needs visual_attention='agva' (or arch='audio_visual_agva')")
+        _choice("init", self.init, INITS)
+        if self.init == "reference" and not (uses_itr and self.itr_layers >= 2):
+            raise ConfigError(f"init='reference' has no effect: it starts stacked ITR layers identical, but arch="
+                              f"{self.arch!r}, cmra={self.cmra!r}, itr_layers={self.itr_layers!r} stacks none (leave init='default')")
 
     @property
     def visual_dim(self) -> int:

@@ -4,7 +4,7 @@ Axis legend: b batch, t segments (10), h/w the 7x7 grid, n cells (49), c visual 
 (512 VGG-19 / 2048 ResNet-151), a audio channels (128, VGGish), e model dim (256),
 k classes (28 supervised, 29 weak).
 
-The forward pass (CMRAN.md, "Forward pass"):
+The forward pass (Xu et al., ACM MM 2020, as the reference code computes it; docs/cmran.md):
   visual (b,t,h,w,c) -> [Linear(c,512) + ReLU + Dropout(0.2)] -> AGSCA(visual, audio) -> v (b,t,512)
   a_o = RAM_a(audio, v)   (query: audio; memory [ITR_v(v) ; q_a])
   v_o = RAM_v(v, audio)   (query: visual; memory [ITR_a(audio) ; q_v])
@@ -126,6 +126,8 @@ class CMRAN(nn.Module):
             self.head = SupervisedLocalizationHead(e, NUM_EVENT_CLASSES, **kw)
         else:
             self.head = WeakLocalizationHead(e, NUM_EVENT_CLASSES + 1, **kw)
+        if cfg.init == "reference":
+            copy_first_itr_layer(self)
 
     def _check_inputs(self, visual: object, audio: object) -> None:
         cfg = self.config
@@ -197,6 +199,15 @@ class CMRAN(nn.Module):
     def predict(output: SupervisedOutput | WeakOutput) -> Tensor:
         """(B, T) int64 segment labels: event if sigmoid(s_t) > 0.5 with the argmax category, else 28."""
         return predict_segments(output.event_logits.float(), output.class_logits.float())
+
+
+def copy_first_itr_layer(model: nn.Module) -> None:
+    """The reference code's quirk (``init="reference"``): it builds each ITR's layers as deep copies of
+    one template layer, so they start identical. Here every ITR's later layers become copies of its first."""
+    for itr in model.modules():
+        if isinstance(itr, InternalTemporalRelation):
+            for layer in itr.layers[1:]:
+                layer.load_state_dict(itr.layers[0].state_dict())
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -54,6 +54,7 @@ from .checkpoint import (
 from .config import (
     AMP_MODES,
     ARCHS,
+    INITS,
     VISUAL_ATTENTIONS,
     VISUAL_DIMS,
     WEAK_LOSS_INPUTS,
@@ -106,6 +107,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--agva-audio-along-cells", action="store_true", help="AVEL's AGVA code quirk")
     g.add_argument("--weak-loss-on", default="scores", choices=WEAK_LOSS_INPUTS, help="weak loss input (reference: scores)")
     g.add_argument("--backend", default="auto", choices=("auto", "reference", "sdpa", "triton"))
+    g.add_argument("--init", default="default", choices=INITS,
+                   help="reference: each ITR's stacked layers start identical, as in the reference code")
 
     g = p.add_argument_group("run")
     g.add_argument("--out", default=d.out, help="run directory: config.json, metrics.jsonl, last.pt, best.pt, result.json")
@@ -131,7 +134,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
         visual_attention=args.visual_attention, interaction=args.interaction, itr_layers=args.itr_layers,
         interaction_heads=args.interaction_heads, dropout=args.dropout, visual_dropout=args.visual_dropout,
         visual_proj=False if args.no_visual_proj else None, agva_audio_along_cells=args.agva_audio_along_cells,
-        weak_loss_on=args.weak_loss_on, backend=args.backend,
+        weak_loss_on=args.weak_loss_on, backend=args.backend, init=args.init,
     )
     milestones = None
     if args.lr_milestones is not None:
@@ -493,7 +496,22 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         write_json(out / "result.json", result)
     _log(master, f"test accuracy of best.pt (epoch {best['epoch']}, val {100 * best['best_val']:.2f}%): "
                  f"{100 * test_acc:.2f}% over {n_segments} segments")
+    _log(master, next_steps(out))
     return 0
+
+
+def next_steps(out: Path) -> str:
+    """Where the run went and the commands that read it."""
+    import shlex
+
+    ckpt, q = out / "best.pt", lambda p: shlex.quote(str(p))
+    return "\n".join([
+        f"run folder {out}: checkpoint {ckpt}, metrics {out / 'metrics.jsonl'}, result {out / 'result.json'}",
+        "next:",
+        f"  python -m examples.cmran evaluate  --checkpoint {q(ckpt)} --split test",
+        f"  python -m examples.cmran visualize --checkpoint {q(ckpt)} --out {q(out / 'vis')}",
+        f"  python -m examples.cmran predict   --checkpoint {q(ckpt)} --out {q(out / 'events.jsonl')}",
+    ])
 
 
 __all__ = ["CheckpointError", "add_arguments", "configs_from_args", "main", "train"]

@@ -123,6 +123,11 @@ class SyntheticConfig:
     visual_share: float = 0.55  # fraction of signature variance shared inside a visual group
     audio_share: float = 0.85  # same for audio
     object_strength: tuple[float, float] = (0.3, 1.0)  # per-video object amplitude (x signature RMS 1)
+    # per-object extent: a rectangle of about A cells, log2 A ~ N(log2 median, sd) (clipped to 2..36 cells),
+    # aspect h/w = exp(U(-aspect, aspect)); sides 1..MAX_SIDE
+    object_area_median: float = 8.0
+    object_area_log2_sd: float = 1.0
+    object_aspect: float = 0.7
     object_jitter: tuple[float, float] = (0.3, 1.7)  # per-segment factor on the object amplitude
     noise_rms: float = 0.8  # visual noise tape RMS per cell
     max_distractors: int = 2  # silent visible objects of other categories, 0..max per video
@@ -176,7 +181,7 @@ class SyntheticAVEGenerator:
     N_AUDIO_VARIANTS = 8
     N_SCENES = 24
     SCENE = 9  # scene maps are 9x9; each segment shows a 7x7 crop (camera pan of +-1 cell)
-    OBJ = 2  # objects are 2x2 cells
+    MAX_SIDE = 6  # objects are rectangles of 1..6 x 1..6 cells (see SyntheticConfig.object_area_*)
 
     def __init__(
         self,
@@ -219,8 +224,9 @@ class SyntheticAVEGenerator:
         sig_a *= frame_norm / np.linalg.norm(sig_a, axis=-1, keepdims=True)  # norm of a real frame
         self.visual_signatures, self.audio_signatures = sig_v.astype(np.float32), sig_a.astype(np.float32)
 
-        # object sprites (K, V, 4 cells, C): signature x per-channel lognormal jitter x cell weight
-        Vv, cells = self.N_VISUAL_VARIANTS, self.OBJ * self.OBJ
+        # object sprites (K, V, 36 cells, C): signature x per-channel lognormal jitter x cell weight;
+        # an object of h x w cells shows the first h * w cells of its variant
+        Vv, cells = self.N_VISUAL_VARIANTS, self.MAX_SIDE * self.MAX_SIDE
         jit = np.exp(0.35 * rng.standard_normal((NUM_EVENT_CLASSES, Vv, cells, C)) - 0.06)
         w = rng.uniform(0.5, 1.0, (NUM_EVENT_CLASSES, Vv, cells, 1))
         sprites = sig_v[:, None, None, :] * jit * w * (cells / w.sum(2, keepdims=True))
@@ -262,9 +268,6 @@ class SyntheticAVEGenerator:
             for g in (VISUAL_GROUP_OF, AUDIO_GROUP_OF)
         )
         self._roll_idx = (np.arange(T)[None, :] - np.arange(T)[:, None]) % T  # row r: shift by r
-        # cell offsets of a 2x2 object whose top-left corner is (y, x), y, x in 0..5
-        o = np.array([0, 1, GRID, GRID + 1])
-        self._obj_cells = np.array([[y * GRID + x + o for x in range(GRID - 1)] for y in range(GRID - 1)])
 
     @property
     def bank_nbytes(self) -> int:
@@ -272,8 +275,18 @@ class SyntheticAVEGenerator:
 
     # ---------------------------------------------------------------- composition
     def _draws(self, stream: int, index: int) -> _Draws:
-        n = 160 + 64 * (self.cfg.max_distractors + 1)
+        n = 160 + 72 * (self.cfg.max_distractors + 1)
         return _Draws(uniforms(self.seed, stream, index, n))
+
+    def _extents(self, u: _Draws, n: int) -> np.ndarray:
+        """(n, 2) object heights and widths in cells: area log-normal around the median, random aspect."""
+        cfg, m = self.cfg, self.MAX_SIDE
+        z = (u.take(3 * n).reshape(n, 3).sum(1) - 1.5) * 2.0  # Irwin-Hall: mean 0, sd 1, within +-3
+        area = np.clip(cfg.object_area_median * 2.0 ** (cfg.object_area_log2_sd * z), 2.0, m * m)
+        aspect = np.exp(cfg.object_aspect * (2.0 * u.take(n) - 1.0))
+        h = np.clip(np.rint(np.sqrt(area * aspect)), 1, m)
+        w = np.clip(np.rint(area / h), 1, m)
+        return np.stack([h, w], 1).astype(np.int64)
 
     def _other(self, u: _Draws, k: int, modality: int, exclude: list[int]) -> int:
         """A category not k and not in `exclude`: from k's (0 visual / 1 audio) group with
@@ -302,7 +315,7 @@ class SyntheticAVEGenerator:
         vis += self.noise_tape[off : off + T * P]
 
         # objects: silent distractors of other categories (each visible in ~80% of the segments),
-        # then the video's own object; each drifts by <= 1 cell per segment
+        # then the video's own object; each a rectangle of its own extent, drifting by <= 1 cell per segment
         n_d = int(u.one() * (cfg.max_distractors + 1))
         cats = []
         for _ in range(n_d):
@@ -310,9 +323,11 @@ class SyntheticAVEGenerator:
         cats.append(k)
         L = len(cats)
         shown = np.concatenate([u.take(n_d * T).reshape(n_d, T) < 0.8, visible[None]], 0)
-        start = (u.take(2 * L) * (GRID - 1)).astype(np.int64).reshape(L, 1, 2)
+        size = self._extents(u, L)  # (L, 2) height, width
+        room = (GRID + 1 - size)[:, None, :]  # top-left rows/columns that keep the object inside
+        start = (u.take(2 * L).reshape(L, 1, 2) * room).astype(np.int64)
         steps = (u.take(2 * L * T) * 3).astype(np.int64).reshape(L, T, 2) - 1
-        pos = np.minimum(np.maximum(start + steps.cumsum(1), 0), GRID - 2)  # (L, T, 2) top-left cell
+        pos = np.minimum(np.maximum(start + steps.cumsum(1), 0), room - 1)  # (L, T, 2) top-left cell
         lo, hi = cfg.object_strength
         jlo, jhi = cfg.object_jitter
         gain = (lo + (hi - lo) * u.take(L))[:, None] * (jlo + (jhi - jlo) * u.take(L * T).reshape(L, T))
@@ -321,9 +336,11 @@ class SyntheticAVEGenerator:
         for layer in range(L):
             ts = np.flatnonzero(shown[layer])
             if ts.size:
+                h, w = size[layer]
                 p = pos[layer, ts]
-                rows = (ts[:, None] * P + self._obj_cells[p[:, 0], p[:, 1]]).reshape(-1)
-                spr = self.sprites[cats[layer], var[layer, ts]] * gain[layer, ts, None, None]
+                offsets = (np.arange(h)[:, None] * GRID + np.arange(w)[None, :]).reshape(-1)
+                rows = (ts[:, None] * P + (p[:, 0] * GRID + p[:, 1])[:, None] + offsets[None, :]).reshape(-1)
+                spr = self.sprites[cats[layer], var[layer, ts], : h * w] * gain[layer, ts, None, None]
                 vis[rows] += spr.reshape(-1, C)
 
         # audio: real background + the own sound where audible + maybe an off-screen sound of another category
@@ -335,6 +352,7 @@ class SyntheticAVEGenerator:
                 distractors=cats[:-1],
                 distractor_visible=shown[:-1],
                 positions=pos,
+                sizes=size,
                 audio_distractor=None,
                 audio_distractor_segments=np.zeros(T, dtype=bool),
             )

@@ -1,0 +1,178 @@
+"""The events a checkpoint finds in each video, and the ``predict`` subcommand.
+
+Axis legend: b batch, t segments (10 one-second segments), k classes.
+
+    python -m examples.cmran predict --checkpoint runs/demo/best.pt --out runs/demo/events.jsonl
+    python -m examples.cmran predict --checkpoint runs/ref/best.pt --data /data/AVE --videos EsfJpLbBeb4 --out ev.csv
+
+Segment labels come from ``CMRAN.predict`` (``avattn.predict_segments``: event where
+``sigmoid(s_t) > 0.5``, with the argmax category). Consecutive segments with the same event label
+form one event: (category, start second, end second, relevance = mean ``sigmoid(s_t)`` over its
+segments); background is left out. Segment t covers seconds [t, t + 1), so an event over segments
+2..4 runs from 2 to 5, as in the AVE annotations. Category names are the data's ``categories.txt``
+(synthetic data: the real AVE categories).
+
+``.jsonl``: one line per video, ``{"video_id", "split", "index", "events": [...]}`` (events may be
+empty). ``.csv``: one row per event, ``video_id,split,index,category,start,end,relevance``.
+Either is written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from .checkpoint import atomic_write
+from .config import ConfigError, check_data
+from .evaluate import SPLITS, autocast, build_splits, load_trained_model, resolve_device, to_device, with_data
+
+BACKGROUND = 28
+FORMATS = (".jsonl", ".csv")
+CSV_FIELDS = ("video_id", "split", "index", "category", "start", "end", "relevance")
+
+
+def merge_events(labels: list[int], relevance: list[float], names: list[str]) -> list[dict]:
+    """Runs of one event label in a video's segment labels (T,), background left out, in time order:
+    ``{"category", "start", "end", "relevance"}`` with seconds [start, end) and the run's mean relevance."""
+    events, t = [], 0
+    while t < len(labels):
+        label, start = labels[t], t
+        while t < len(labels) and labels[t] == label:
+            t += 1
+        if label != BACKGROUND:
+            mean = sum(relevance[start:t]) / (t - start)
+            events.append({"category": names[label], "start": start, "end": t, "relevance": round(mean, 6)})
+    return events
+
+
+def dataset_video_ids(dataset) -> list[str]:
+    """The AVE video id of each item of a split (``background_J`` for the weak setting's background videos,
+    ``sample_I`` where a release directory's labels did not come from its annotations)."""
+    from .data.meta import META_DIR, read_annotations, read_categories
+
+    meta = getattr(getattr(dataset, "generator", None), "meta", None)
+    if meta is not None:
+        annotations = meta.annotations
+    elif getattr(dataset, "label_source", None) == "annotations":
+        root = dataset.root
+        cats = read_categories(root / "categories.txt" if (root / "categories.txt").is_file()
+                               else META_DIR / "categories.txt")
+        annotations = read_annotations(root / "Annotations.txt" if (root / "Annotations.txt").is_file()
+                                       else META_DIR / "Annotations.txt", cats)
+    else:
+        annotations = None
+    ids = []
+    for stream, index in dataset.items.tolist():
+        if stream != 0:
+            ids.append(f"background_{index}")
+        else:
+            ids.append(annotations[index].video_id if annotations is not None else f"sample_{index}")
+    return ids
+
+
+def category_names(dataset) -> list[str]:
+    """The 28 event category names of the data set's ``categories.txt``, then "background"."""
+    from .data.meta import META_DIR, read_categories
+
+    root = getattr(dataset, "root", None)
+    path = root / "categories.txt" if root is not None and (root / "categories.txt").is_file() else None
+    return read_categories(path if path is not None else META_DIR / "categories.txt") + ["background"]
+
+
+@torch.no_grad()
+def predict_events(model, dataset, positions: list[int], ids: list[str], names: list[str], *, split: str,
+                   device: torch.device, amp: str = "none", batch_size: int = 64) -> list[dict]:
+    """One record per video at ``positions`` of ``dataset``: its id, split, position and events."""
+    records = []
+    loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False)
+    done = 0
+    for batch in loader:
+        visual, audio, _, _ = to_device(batch, device)
+        with autocast(device, amp):
+            output = model(visual, audio)
+        output = type(output)(*(x.float() for x in output))
+        labels = model.predict(output).cpu().tolist()
+        relevance = torch.sigmoid(output.event_logits).cpu().tolist()
+        for j in range(len(labels)):
+            i = positions[done + j]
+            records.append({"video_id": ids[i], "split": split, "index": i,
+                            "events": merge_events(labels[j], relevance[j], names)})
+        done += len(labels)
+    return records
+
+
+def write_events(path: Path, records: list[dict]) -> None:
+    if path.suffix == ".jsonl":
+        text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
+    else:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        for r in records:
+            for e in r["events"]:
+                writer.writerow({"video_id": r["video_id"], "split": r["split"], "index": r["index"], **e})
+        text = buf.getvalue()
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+# ---- CLI ----------------------------------------------------------------------------------------
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train or import-reference")
+    p.add_argument("--out", required=True, help="FILE.jsonl (one line per video) or FILE.csv (one row per event)")
+    p.add_argument("--split", default="test", choices=SPLITS)
+    p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
+    p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default=None, choices=("none", "bf16", "fp16"), help="default: the training run's")
+    p.add_argument("--batch-size", type=int, default=64)
+
+
+def main(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix not in FORMATS:
+        raise ConfigError(f"--out must end in .jsonl or .csv, got {args.out!r}")
+    if out.is_dir():
+        raise ConfigError(f"--out {args.out!r} is a directory, expected a file name ending in .jsonl or .csv")
+    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"--out {args.out!r}: {str(blocker)!r} is a file, expected a directory")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    wanted = None
+    if args.videos is not None:
+        wanted = [v.strip() for v in args.videos.split(",") if v.strip()]
+        if not wanted:
+            raise ConfigError(f"--videos must list video ids, got {args.videos!r}")
+    if args.data is not None:
+        check_data(args.data)
+    device = resolve_device(args.device)
+    model, ckpt = load_trained_model(args.checkpoint, device)
+    train_cfg = with_data(ckpt["train_config"], args.data)
+    dataset = build_splits(model.config, train_cfg)[args.split]
+    ids = dataset_video_ids(dataset)
+    if wanted is None:
+        positions = list(range(len(dataset)))
+    else:
+        where = {v: i for i, v in enumerate(ids)}
+        unknown = [v for v in wanted if v not in where]
+        if unknown:
+            raise ConfigError(f"--videos: {unknown[:3]} not in the {args.split} split "
+                              f"({len(ids)} videos, e.g. {', '.join(ids[:3])})")
+        positions = [where[v] for v in wanted]
+    records = predict_events(model, dataset, positions, ids, category_names(dataset), split=args.split,
+                             device=device, amp=train_cfg.amp if args.amp is None else args.amp,
+                             batch_size=args.batch_size)
+    write_events(out, records)
+    n_events = sum(len(r["events"]) for r in records)
+    print(f"{n_events} events in {len(records)} {args.split} videos -> {out}")
+    return 0
+
+
+__all__ = ["category_names", "dataset_video_ids", "merge_events", "predict_events", "write_events"]

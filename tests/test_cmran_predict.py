@@ -1,0 +1,187 @@
+"""``predict``: events per video (category, start, end, mean relevance), checked against
+``avattn.predict_segments`` on outputs the test controls.
+
+Axis legend: b batch, t segments, k classes.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import avattn
+from avattn import SupervisedOutput, WeakOutput
+from examples.cmran.__main__ import main as cli
+from examples.cmran.config import ModelConfig, TrainConfig
+from examples.cmran.data.meta import load_meta
+from examples.cmran.evaluate import build_splits, load_trained_model
+from examples.cmran.import_reference import write_run
+from examples.cmran.model import CMRAN
+from examples.cmran.predict import merge_events, predict_events
+
+NAMES = [f"cat{k}" for k in range(28)] + ["background"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _events_by_groupby(labels, relevance, names):
+    """The expected events, computed another way: itertools.groupby over (segment, label)."""
+    out = []
+    for label, run in itertools.groupby(enumerate(labels), key=lambda x: x[1]):
+        ts = [t for t, _ in run]
+        if label != 28:
+            out.append({"category": names[label], "start": ts[0], "end": ts[-1] + 1,
+                        "relevance": float(np.mean([relevance[t] for t in ts]))})
+    return out
+
+
+def _same_events(got, want):
+    assert [(e["category"], e["start"], e["end"]) for e in got] == [(e["category"], e["start"], e["end"]) for e in want]
+    for a, b in zip(got, want):
+        assert a["relevance"] == pytest.approx(b["relevance"], abs=1e-6)
+
+
+def test_merge_events_on_hand_made_sequences():
+    rel = [0.1 * t for t in range(10)]
+    assert merge_events([28] * 10, rel, NAMES) == []
+    got = merge_events([28, 3, 3, 28, 3, 28, 28, 5, 5, 5], rel, NAMES)
+    assert [(e["category"], e["start"], e["end"]) for e in got] == [("cat3", 1, 3), ("cat3", 4, 5), ("cat5", 7, 10)]
+    assert [e["relevance"] for e in got] == pytest.approx([0.15, 0.4, 0.8])
+    assert merge_events([7], [0.9], NAMES) == [{"category": "cat7", "start": 0, "end": 1, "relevance": 0.9}]
+
+
+class _Stub(torch.nn.Module):
+    """Outputs read straight off the audio features: s_t = audio[:, t, 0], class logits = audio[:, 0, 1:K+1]."""
+
+    def __init__(self, weak: bool):
+        super().__init__()
+        self.weak = weak
+
+    def forward(self, visual, audio):
+        s = audio[..., 0]
+        if not self.weak:
+            return SupervisedOutput(s, audio[:, 0, 1:29])
+        z = audio[:, 0, 1:30]
+        logits = (torch.sigmoid(s)[:, :, None] * z[:, None]).max(1).values
+        return WeakOutput(s, z, logits, torch.softmax(logits, -1))
+
+    predict = staticmethod(CMRAN.predict)
+
+
+@pytest.mark.parametrize("weak", [False, True])
+def test_predict_events_agrees_with_predict_segments(weak):
+    g = torch.Generator().manual_seed(0)
+    n, t = 13, 10
+    audio = torch.randn(n, t, 128, generator=g)
+    audio[:, :, 0] = torch.where(torch.rand(n, t, generator=g) < 0.5, -1.0, 1.0) * torch.rand(n, t, generator=g)
+    if weak:
+        audio[3, 0, 1 + 28] = 100.0  # this video's category is background: no events at all
+    data = [(torch.zeros(t, 1), audio[i], torch.zeros(t, dtype=torch.long), torch.tensor(0)) for i in range(n)]
+    ids = [f"v{i}" for i in range(n)]
+    positions = [12, 0, 3, 5, 7, 1, 2]
+    records = predict_events(_Stub(weak), data, positions, ids, NAMES, split="test", device=torch.device("cpu"),
+                             batch_size=4)
+    assert [r["video_id"] for r in records] == [f"v{i}" for i in positions]
+    k = 29 if weak else 28
+    labels = avattn.predict_segments(audio[:, :, 0], audio[:, 0, 1:k + 1])
+    relevance = torch.sigmoid(audio[:, :, 0])
+    n_events = 0
+    for r in records:
+        i = r["index"]
+        want = _events_by_groupby(labels[i].tolist(), relevance[i].tolist(), NAMES)
+        _same_events(r["events"], want)
+        n_events += len(want)
+    assert n_events > 5  # the check saw events, not only background
+    if weak:
+        assert next(r for r in records if r["index"] == 3)["events"] == []
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A run folder whose model is random, with relevance biases that make both events and background."""
+    torch.manual_seed(0)
+    cfg = ModelConfig()
+    model = CMRAN(cfg)
+    with torch.no_grad():
+        model.head.relevance.bias.fill_(0.3)
+    out = tmp_path_factory.mktemp("run")
+    write_run(out, cfg, model.state_dict(), TrainConfig(out=str(out)).resolve("supervised"), {"from": "test"})
+    return out
+
+
+def test_cli_on_synthetic_data_matches_the_model(run_folder, tmp_path, capsys):
+    meta = load_meta()
+    test_ids = [meta.annotations[i].video_id for i in meta.orders["test"]]
+    chosen = [test_ids[4], test_ids[0], test_ids[17]]
+    for suffix in ("jsonl", "csv"):
+        path = tmp_path / f"events.{suffix}"
+        assert cli(["predict", "--checkpoint", str(run_folder / "best.pt"), "--videos", ",".join(chosen),
+                    "--out", str(path)]) == 0
+        assert "events in 3 test videos" in capsys.readouterr().out
+        if suffix == "jsonl":
+            records = [json.loads(line) for line in path.read_text().splitlines()]
+        else:
+            rows = list(csv.DictReader(path.open()))
+            records = [{"video_id": v, "index": [4, 0, 17][chosen.index(v)],
+                        "events": [{"category": r["category"], "start": int(r["start"]), "end": int(r["end"]),
+                                    "relevance": float(r["relevance"])} for r in rows if r["video_id"] == v]}
+                       for v in chosen]
+        assert [r["video_id"] for r in records] == chosen
+        model, ckpt = load_trained_model(str(run_folder / "best.pt"), torch.device("cpu"))
+        dataset = build_splits(model.config, ckpt["train_config"])["test"]
+        items = [dataset[r["index"]] for r in records]
+        with torch.no_grad():
+            out = model(torch.stack([it[0] for it in items]), torch.stack([it[1] for it in items]))
+        labels = avattn.predict_segments(out.event_logits, out.class_logits)
+        names = meta.categories + ["background"]
+        n_events = 0
+        for j, r in enumerate(records):
+            want = _events_by_groupby(labels[j].tolist(), torch.sigmoid(out.event_logits[j]).tolist(), names)
+            _same_events(r["events"], want)
+            n_events += len(want)
+        assert n_events > 0
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--out", "events.txt"], "--out must end in .jsonl or .csv"),
+    (["--out", "e.jsonl", "--videos", "not_a_video"], "--videos: ['not_a_video'] not in the test split"),
+    (["--out", "e.jsonl", "--videos", ","], "--videos must list video ids"),
+    (["--out", "e.jsonl/x.csv"], "is a file, expected a directory"),
+])
+def test_bad_options_are_refused(run_folder, tmp_path, capsys, argv, match, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if "e.jsonl/x.csv" in argv:
+        (tmp_path / "e.jsonl").write_text("")
+    with pytest.raises(SystemExit) as exc:
+        cli(["predict", "--checkpoint", str(run_folder / "best.pt"), *argv])
+    assert exc.value.code == 2
+    assert match in capsys.readouterr().err
+    assert not [p for p in tmp_path.glob("e*") if p.stat().st_size]
+
+
+def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_path):
+    import shlex
+    from pathlib import Path
+
+    from examples.cmran.__main__ import build_parser
+    from examples.cmran.train import next_steps
+
+    out = tmp_path / "my runs" / "demo"
+    text = next_steps(out)
+    assert str(out / "best.pt") in text and str(out / "metrics.jsonl") in text
+    commands = [shlex.split(line)[3:] for line in text.splitlines() if line.strip().startswith("python -m")]
+    assert [c[0] for c in commands] == ["evaluate", "visualize", "predict"]
+    for argv in commands:
+        args = build_parser().parse_args(argv)
+        assert Path(args.checkpoint) == out / "best.pt"
