@@ -23,7 +23,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .cmra_fwd import INTERPRETED, MAX_SOURCES, VARYING  # noqa: F401  (re-exported for cmra_op)
+from .cmra_fwd import INTERPRETED, MAX_SOURCES, VARYING, finite_or_zero, pad_bias  # noqa: F401  (re-exported for cmra_op)
 
 
 @triton.jit(do_not_specialize=VARYING)
@@ -78,10 +78,8 @@ def cmra_bwd_dkdv_kernel(
     hc = gpc - bc * H
     c_ok = cols < n_here * Tk
     bc64 = bc.to(tl.int64)
-    keep = c_ok
     if HAS_MASK:
-        pad = tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1)
-        keep = keep & (pad == 0)
+        bias = pad_bias(tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1))
     kv_mask = c_ok[:, None] & d_ok[None, :]
     k = tl.load(K + (bc64 * skb + tk * skt + hc * skh)[:, None] + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
     v = tl.load(V + (bc64 * svb + tk * svt + hc * svh)[:, None] + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
@@ -111,13 +109,22 @@ def cmra_bwd_dkdv_kernel(
         )
         lse = tl.load(LSE + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
         delta = tl.load(DELTA + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
+        if PACK > 1:  # dV and dK sum over the rows of several problems: see finite_or_zero
+            qt = finite_or_zero(qt)
+            do = finite_or_zero(do)
         st = tl.dot(k, qt, input_precision=PREC) * qk_scale  # (keys, rows)
-        ok = (pc[:, None] == rp[None, :]) & keep[:, None] & r_ok[None, :]
-        st = tl.where(ok, st, float("-inf"))
+        if HAS_MASK:
+            st = st + bias[:, None]
+        own = (pc[:, None] == rp[None, :]) & c_ok[:, None] & r_ok[None, :]
+        st = tl.where(own, st, float("-inf"))
         pt = tl.math.exp2(st - lse[None, :])
+        if PACK > 1:  # a NaN lse (a NaN row of another problem) gives exp2(-inf - NaN) = NaN
+            pt = tl.where(own, pt, 0.0)
         dv += tl.dot(pt.to(do.dtype), do, input_precision=PREC)
         dpt = tl.dot(v, tl.trans(do), input_precision=PREC)
         dst = pt * (dpt - delta[None, :])
+        if PACK > 1:
+            dst = tl.where(own, dst, 0.0)
         dk += tl.dot(dst.to(qt.dtype), tl.trans(qt), input_precision=PREC)
     dk = dk * sm_scale
     tl.store(
@@ -136,7 +143,7 @@ def _dq_source(
     K, V, M, Tk,
     skb, skt, skh, skd, svb, svt, svh, svd, smb, smt,
     p0, H, qk_scale, p_lo, p_hi,
-    HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_MASK: tl.constexpr, PACK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     HEAD_DIM: tl.constexpr, PREC: tl.constexpr,
 ):
     """Add one source's contribution sum_k dS K (unscaled) to a block of dQ rows."""
@@ -156,15 +163,18 @@ def _dq_source(
         t_mask = c_ok[None, :] & d_ok[:, None]
         kt = tl.load(K + (bc64 * skb + tk * skt + hc * skh)[None, :] + offs_d[:, None] * skd, mask=t_mask, other=0.0)
         vt = tl.load(V + (bc64 * svb + tk * svt + hc * svh)[None, :] + offs_d[:, None] * svd, mask=t_mask, other=0.0)
-        keep = c_ok
-        if HAS_MASK:
-            pad = tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1)
-            keep = keep & (pad == 0)
+        if PACK > 1:  # dQ sums over the keys of several problems: see finite_or_zero
+            kt = finite_or_zero(kt)
         s = tl.dot(q, kt, input_precision=PREC) * qk_scale
-        s = tl.where((row_p[:, None] == pc[None, :]) & keep[None, :], s, float("-inf"))
+        if HAS_MASK:
+            s = s + pad_bias(tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1))[None, :]
+        own = (row_p[:, None] == pc[None, :]) & c_ok[None, :]
+        s = tl.where(own, s, float("-inf"))
         p = tl.math.exp2(s - lse[:, None])
         dp = tl.dot(do, vt, input_precision=PREC)
         ds = p * (dp - delta[:, None])
+        if PACK > 1:  # another problem's NaN (lse, delta, value) must not meet a zero weight
+            ds = tl.where(own, ds, 0.0)
         dq += tl.dot(ds.to(kt.dtype), tl.trans(kt), input_precision=PREC)
     return dq
 
@@ -211,22 +221,22 @@ def cmra_bwd_dq_kernel(
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     dq = _dq_source(
         dq, q, do, lse, delta, rp, K0, V0, M0, T0, sk0b, sk0t, sk0h, sk0d, sv0b, sv0t, sv0h, sv0d, sm0b, sm0t,
-        p0, H, qk_scale, p_lo, p_hi, HAS_M0, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+        p0, H, qk_scale, p_lo, p_hi, HAS_M0, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
     )
     if NUM_SRC > 1:
         dq = _dq_source(
             dq, q, do, lse, delta, rp, K1, V1, M1, T1, sk1b, sk1t, sk1h, sk1d, sv1b, sv1t, sv1h, sv1d, sm1b, sm1t,
-            p0, H, qk_scale, p_lo, p_hi, HAS_M1, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, H, qk_scale, p_lo, p_hi, HAS_M1, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 2:
         dq = _dq_source(
             dq, q, do, lse, delta, rp, K2, V2, M2, T2, sk2b, sk2t, sk2h, sk2d, sv2b, sv2t, sv2h, sv2d, sm2b, sm2t,
-            p0, H, qk_scale, p_lo, p_hi, HAS_M2, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, H, qk_scale, p_lo, p_hi, HAS_M2, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 3:
         dq = _dq_source(
             dq, q, do, lse, delta, rp, K3, V3, M3, T3, sk3b, sk3t, sk3h, sk3d, sv3b, sv3t, sv3h, sv3d, sm3b, sm3t,
-            p0, H, qk_scale, p_lo, p_hi, HAS_M3, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, H, qk_scale, p_lo, p_hi, HAS_M3, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     dq = dq * sm_scale
     tl.store(
@@ -242,7 +252,7 @@ def _packed_source(
     skb, skt, skh, skd, svb, svt, svh, svd, smb, smt,
     sdkb, sdkt, sdkh, sdkd, sdvb, sdvt, sdvh, sdvd,
     p0, n_here, H, qk_scale, sm_scale,
-    HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_MASK: tl.constexpr, PACK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     HEAD_DIM: tl.constexpr, PREC: tl.constexpr,
 ):
     """All of one source's memory for the program's problems in one tile: write dK, dV, return dQ += dS K."""
@@ -256,19 +266,25 @@ def _packed_source(
     hc = gpc - bc * H
     c_ok = cols < n_here * Tk
     bc64 = bc.to(tl.int64)
-    keep = c_ok
-    if HAS_MASK:
-        pad = tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1)
-        keep = keep & (pad == 0)
     kv_mask = c_ok[:, None] & d_ok[None, :]
     k = tl.load(K + (bc64 * skb + tk * skt + hc * skh)[:, None] + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
     v = tl.load(V + (bc64 * svb + tk * svt + hc * svh)[:, None] + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
+    if PACK > 1:  # dQ sums over the keys of several problems: see finite_or_zero
+        k = finite_or_zero(k)
     s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale  # (rows, keys)
-    s = tl.where((row_p[:, None] == pc[None, :]) & keep[None, :], s, float("-inf"))
+    if HAS_MASK:
+        s = s + pad_bias(tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1))[None, :]
+    own = (row_p[:, None] == pc[None, :]) & c_ok[None, :]
+    s = tl.where(own, s, float("-inf"))
     p = tl.math.exp2(s - lse[:, None])
+    if PACK > 1:  # a NaN lse (a NaN row of another problem) gives exp2(-inf - NaN) = NaN
+        p = tl.where(own, p, 0.0)
     dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
     dp = tl.dot(do, tl.trans(v), input_precision=PREC)
-    ds = (p * (dp - delta[:, None])).to(q.dtype)
+    ds = p * (dp - delta[:, None])
+    if PACK > 1:
+        ds = tl.where(own, ds, 0.0)
+    ds = ds.to(q.dtype)
     dk = tl.dot(tl.trans(ds), q, input_precision=PREC) * sm_scale
     dq += tl.dot(ds, k, input_precision=PREC)
     tl.store(DK + (bc64 * sdkb + tk * sdkt + hc * sdkh)[:, None] + offs_d[None, :] * sdkd,
@@ -320,6 +336,9 @@ def cmra_bwd_packed_kernel(
     o = tl.load(O + (br64 * sob + tq * sot + hr * soh)[:, None] + offs_d[None, :] * sod, mask=rmask, other=0.0)
     do = tl.load(DO + (br64 * sdb + tq * sdt + hr * sdh)[:, None] + offs_d[None, :] * sdd, mask=rmask, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    if PACK > 1:  # dK and dV sum over the rows of several problems: see finite_or_zero
+        q = finite_or_zero(q)
+        do = finite_or_zero(do)
     lse = tl.load(LSE + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
@@ -327,28 +346,28 @@ def cmra_bwd_packed_kernel(
         dq, q, do, lse, delta, rp, K0, V0, M0, T0, DK0, DV0,
         sk0b, sk0t, sk0h, sk0d, sv0b, sv0t, sv0h, sv0d, sm0b, sm0t,
         sdk0b, sdk0t, sdk0h, sdk0d, sdv0b, sdv0t, sdv0h, sdv0d,
-        p0, n_here, H, qk_scale, sm_scale, HAS_M0, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+        p0, n_here, H, qk_scale, sm_scale, HAS_M0, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
     )
     if NUM_SRC > 1:
         dq = _packed_source(
             dq, q, do, lse, delta, rp, K1, V1, M1, T1, DK1, DV1,
             sk1b, sk1t, sk1h, sk1d, sv1b, sv1t, sv1h, sv1d, sm1b, sm1t,
             sdk1b, sdk1t, sdk1h, sdk1d, sdv1b, sdv1t, sdv1h, sdv1d,
-            p0, n_here, H, qk_scale, sm_scale, HAS_M1, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M1, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 2:
         dq = _packed_source(
             dq, q, do, lse, delta, rp, K2, V2, M2, T2, DK2, DV2,
             sk2b, sk2t, sk2h, sk2d, sv2b, sv2t, sv2h, sv2d, sm2b, sm2t,
             sdk2b, sdk2t, sdk2h, sdk2d, sdv2b, sdv2t, sdv2h, sdv2d,
-            p0, n_here, H, qk_scale, sm_scale, HAS_M2, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M2, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 3:
         dq = _packed_source(
             dq, q, do, lse, delta, rp, K3, V3, M3, T3, DK3, DV3,
             sk3b, sk3t, sk3h, sk3d, sv3b, sv3t, sv3h, sv3d, sm3b, sm3t,
             sdk3b, sdk3t, sdk3h, sdk3d, sdv3b, sdv3t, sdv3h, sdv3d,
-            p0, n_here, H, qk_scale, sm_scale, HAS_M3, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M3, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     dq = dq * sm_scale
     tl.store(DQ + (br64 * sdqb + tq * sdqt + hr * sdqh)[:, None] + offs_d[None, :] * sdqd,
