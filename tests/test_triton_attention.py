@@ -243,6 +243,25 @@ def test_nan_stays_in_its_batch_row_and_follows_the_reference(config, where):
 
 
 @in_process
+def test_tiles_follow_the_compute_capability(monkeypatch):
+    assert OP.device_arch(torch.device("cpu")) == 90  # the interpreter takes sm_90's tiles
+    archs, choose = [], OP.choose_config
+    with monkeypatch.context() as m:
+        m.setattr(OP, "device_arch", lambda device: 80)
+        m.setattr(OP, "choose_config", lambda *args: archs.append(args[-1]) or choose(*args))
+        q, ks, vs, _ = _make_inputs(2, 10, [10], 1, 16, torch.float32)
+        _run(_triton, *_leaves(q, ks, vs, torch.float32), None, torch.randn(q.shape))
+    assert archs == [80, 80]  # the forward and the backward launcher ask for the tensors' architecture
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert OP.device_arch(torch.device("cuda", 0)) == 80
+    # long fp16 memory at head dim 64: sm_90's blocks spill on sm_80 (compile check), so sm_80 gets smaller ones
+    sm90, sm80 = (OP.choose_config(300, [257, 1000], 64, torch.float16, arch) for arch in (90, 80))
+    assert (sm90.block_m, sm90.bwd_block_m) == (128, 64) and (sm80.block_m, sm80.bwd_block_m) == (64, 32)
+    assert OP.choose_config(10, [10, 10], 128, torch.float16, 80).fwd_warps == 4
+    assert OP.choose_config(10, [10, 10], 128, torch.float16, 90).fwd_warps is None
+
+
+@in_process
 def test_more_sources_than_one_launch():
     # 6 sources > MAX_SOURCES (4): forward merges two launches through the LSE, dQ sums partials.
     q, ks, vs, m = _make_inputs(2, 3, [2, 5, 1, 3, 4, 2], 2, 16, torch.float32, [None, "random", None, None, "full_row", "full_row"])

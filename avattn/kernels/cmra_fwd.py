@@ -70,11 +70,11 @@ def _add_packed_pv(acc, p, v, row_p, col_p, p_lo, p_hi, PREC: tl.constexpr):
     values only, one dot per problem, which gives its rows exactly what the shared dot gives.
     """
     if tl.min((tl.abs(v) < float("inf")).to(tl.int32)) == 1:
-        acc += tl.dot(p, v, input_precision=PREC)
-    else:
+        acc = tl.dot(p, v, acc, input_precision=PREC)
+    else:  # acc enters each dot as its accumulator, as in the single dot: the same rounding, bit for bit
         for j in range(p_lo, p_hi):
-            acc = tl.where((row_p == j)[:, None], acc + tl.dot(p, tl.where((col_p == j)[:, None], v, 0.0),
-                                                               input_precision=PREC), acc)
+            v_j = tl.where((col_p == j)[:, None], v, 0.0)
+            acc = tl.where((row_p == j)[:, None], tl.dot(p, v_j, acc, input_precision=PREC), acc)
     return acc
 
 
@@ -120,7 +120,7 @@ def _attend_source(
         if PACK > 1:
             acc = _add_packed_pv(acc, p.to(v.dtype), v, row_p, pc, p_lo, p_hi, PREC)
         else:
-            acc += tl.dot(p.to(v.dtype), v, input_precision=PREC)
+            acc = tl.dot(p.to(v.dtype), v, acc, input_precision=PREC)
         m_i = m_new
     return acc, m_i, l_i
 
