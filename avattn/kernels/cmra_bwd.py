@@ -48,6 +48,35 @@ def cmra_delta_kernel(
     tl.store(DELTA + r.to(tl.int64), delta, mask=r_ok)
 
 
+@triton.jit
+def _dv_per_problem(dv, pt, DO, do_off, sdd, row_p, col_p, p_lo, p_hi, ACC: tl.constexpr,
+                    BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr, PREC: tl.constexpr):
+    """dV = pt @ dO of packed problems when a row of dO holds a NaN or inf (rare).
+
+    The shared dot takes dO through finite_or_zero, which would hide that NaN from its own
+    problem's dV too; here each problem's keys get pt @ dO over their own rows only, dO reloaded
+    with the other problems' rows masked to 0: the same products as the shared dot. With ACC, dv
+    (the running sum) enters each dot as its accumulator, as in the shared dot.
+    """
+    offs_d = tl.arange(0, BLOCK_D)
+    d_ok = offs_d < HEAD_DIM
+    for j in range(p_lo, p_hi):
+        do_j = tl.load(DO + do_off[:, None] + offs_d[None, :] * sdd, mask=(row_p == j)[:, None] & d_ok[None, :],
+                       other=0.0)
+        if ACC:
+            part = tl.dot(pt, do_j, dv, input_precision=PREC)
+        else:
+            part = tl.dot(pt, do_j, input_precision=PREC)
+        dv = tl.where((col_p == j)[:, None], part, dv)
+    return dv
+
+
+@triton.jit
+def all_finite(x):
+    """True iff every element of x is finite (one reduction)."""
+    return tl.min((tl.abs(x) < float("inf")).to(tl.int32)) == 1
+
+
 @triton.jit(do_not_specialize=VARYING)
 def cmra_bwd_dkdv_kernel(
     Q, sqb, sqt, sqh, sqd,
@@ -103,10 +132,8 @@ def cmra_bwd_dkdv_kernel(
             Q + (br64 * sqb + tq * sqt + hr * sqh)[None, :] + offs_d[:, None] * sqd,
             mask=r_ok[None, :] & d_ok[:, None], other=0.0,
         )
-        do = tl.load(
-            DO + (br64 * sdb + tq * sdt + hr * sdh)[:, None] + offs_d[None, :] * sdd,
-            mask=r_ok[:, None] & d_ok[None, :], other=0.0,
-        )
+        do_off = br64 * sdb + tq * sdt + hr * sdh
+        do = tl.load(DO + do_off[:, None] + offs_d[None, :] * sdd, mask=r_ok[:, None] & d_ok[None, :], other=0.0)
         lse = tl.load(LSE + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
         delta = tl.load(DELTA + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
         if PACK > 1:  # dV and dK sum over the rows of several problems: see finite_or_zero
@@ -120,7 +147,14 @@ def cmra_bwd_dkdv_kernel(
         pt = tl.math.exp2(st - lse[None, :])
         if PACK > 1:  # a NaN lse (a NaN row of another problem) gives exp2(-inf - NaN) = NaN
             pt = tl.where(own, pt, 0.0)
-        dv += tl.dot(pt.to(do.dtype), do, input_precision=PREC)
+        if PACK > 1:
+            if all_finite(delta):  # delta = rowsum(dO * O) is NaN or inf where a row of dO is
+                dv = tl.dot(pt.to(do.dtype), do, dv, input_precision=PREC)
+            else:
+                dv = _dv_per_problem(dv, pt.to(do.dtype), DO, do_off, sdd, rp, pc, p_lo, p_hi, True,
+                                     BLOCK_D, HEAD_DIM, PREC)
+        else:
+            dv = tl.dot(pt.to(do.dtype), do, dv, input_precision=PREC)
         dpt = tl.dot(v, tl.trans(do), input_precision=PREC)
         dst = pt * (dpt - delta[None, :])
         if PACK > 1:
@@ -247,7 +281,7 @@ def cmra_bwd_dq_kernel(
 
 @triton.jit
 def _packed_source(
-    dq, q, do, lse, delta, row_p,
+    dq, q, do, lse, delta, row_p, do_ok, DO, do_off, sdd,
     K, V, M, Tk, DK, DV,
     skb, skt, skh, skd, svb, svt, svh, svd, smb, smt,
     sdkb, sdkt, sdkh, sdkd, sdvb, sdvt, sdvh, sdvd,
@@ -279,7 +313,14 @@ def _packed_source(
     p = tl.math.exp2(s - lse[:, None])
     if PACK > 1:  # a NaN lse (a NaN row of another problem) gives exp2(-inf - NaN) = NaN
         p = tl.where(own, p, 0.0)
-    dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
+    if PACK > 1:
+        if do_ok:
+            dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
+        else:
+            dv = _dv_per_problem(tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32), tl.trans(p.to(do.dtype)), DO,
+                                 do_off, sdd, row_p, pc, 0, n_here, False, BLOCK_D, HEAD_DIM, PREC)
+    else:
+        dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
     dp = tl.dot(do, tl.trans(v), input_precision=PREC)
     ds = p * (dp - delta[:, None])
     if PACK > 1:
@@ -334,37 +375,40 @@ def cmra_bwd_packed_kernel(
     rmask = r_ok[:, None] & (offs_d < HEAD_DIM)[None, :]
     q = tl.load(Q + (br64 * sqb + tq * sqt + hr * sqh)[:, None] + offs_d[None, :] * sqd, mask=rmask, other=0.0)
     o = tl.load(O + (br64 * sob + tq * sot + hr * soh)[:, None] + offs_d[None, :] * sod, mask=rmask, other=0.0)
-    do = tl.load(DO + (br64 * sdb + tq * sdt + hr * sdh)[:, None] + offs_d[None, :] * sdd, mask=rmask, other=0.0)
+    do_off = br64 * sdb + tq * sdt + hr * sdh
+    do = tl.load(DO + do_off[:, None] + offs_d[None, :] * sdd, mask=rmask, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    do_ok = True
     if PACK > 1:  # dK and dV sum over the rows of several problems: see finite_or_zero
         q = finite_or_zero(q)
         do = finite_or_zero(do)
+        do_ok = all_finite(delta)  # delta is NaN or inf where a row of dO is
     lse = tl.load(LSE + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     dq = _packed_source(
-        dq, q, do, lse, delta, rp, K0, V0, M0, T0, DK0, DV0,
+        dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K0, V0, M0, T0, DK0, DV0,
         sk0b, sk0t, sk0h, sk0d, sv0b, sv0t, sv0h, sv0d, sm0b, sm0t,
         sdk0b, sdk0t, sdk0h, sdk0d, sdv0b, sdv0t, sdv0h, sdv0d,
         p0, n_here, H, qk_scale, sm_scale, HAS_M0, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
     )
     if NUM_SRC > 1:
         dq = _packed_source(
-            dq, q, do, lse, delta, rp, K1, V1, M1, T1, DK1, DV1,
+            dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K1, V1, M1, T1, DK1, DV1,
             sk1b, sk1t, sk1h, sk1d, sv1b, sv1t, sv1h, sv1d, sm1b, sm1t,
             sdk1b, sdk1t, sdk1h, sdk1d, sdv1b, sdv1t, sdv1h, sdv1d,
             p0, n_here, H, qk_scale, sm_scale, HAS_M1, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 2:
         dq = _packed_source(
-            dq, q, do, lse, delta, rp, K2, V2, M2, T2, DK2, DV2,
+            dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K2, V2, M2, T2, DK2, DV2,
             sk2b, sk2t, sk2h, sk2d, sv2b, sv2t, sv2h, sv2d, sm2b, sm2t,
             sdk2b, sdk2t, sdk2h, sdk2d, sdv2b, sdv2t, sdv2h, sdv2d,
             p0, n_here, H, qk_scale, sm_scale, HAS_M2, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 3:
         dq = _packed_source(
-            dq, q, do, lse, delta, rp, K3, V3, M3, T3, DK3, DV3,
+            dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K3, V3, M3, T3, DK3, DV3,
             sk3b, sk3t, sk3h, sk3d, sv3b, sv3t, sv3h, sv3d, sm3b, sm3t,
             sdk3b, sdk3t, sdk3h, sdk3d, sdv3b, sdv3t, sdv3h, sdv3d,
             p0, n_here, H, qk_scale, sm_scale, HAS_M3, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
