@@ -16,6 +16,12 @@ all padded) the probabilities are recomputed as ``P = exp2(S * scale * log2 e - 
                                        rows and loops over every source's keys)
 
 Each output element is written by exactly one program, so results are deterministic.
+
+Packed tiles (``PACK > 1``): dV, dK and dQ sum over the rows or keys of several problems, where
+the weight between problems is 0 and 0 * NaN = NaN; the Q, K and dO tiles go through
+``finite_or_zero`` and P, dS are zeroed between problems, so one problem's NaN never reaches
+another's gradients, and dV is recomputed per problem when a row's dO is not finite
+(``_dv_per_problem``), so that it still reaches its own.
 """
 
 from __future__ import annotations

@@ -16,9 +16,12 @@ whole memory of the packed problems in one column block: the AVE shape); ``PACK 
 the FlashAttention-2 loop over key blocks for long memory. It is one code path: the column
 loop of a row block only visits the columns of the problems its rows belong to.
 
-Masked or missing scores are -inf; the online softmax uses a safe running max, so a row with
-every key padded ends with ``l == 0`` and writes zeros, and its log-sum-exp is stored as
-+inf so that the backward recomputes p = exp2(s - lse) = 0 for it (zero gradients, no NaN).
+Missing scores (other problems, columns past the end) are -inf; a padded key adds -inf to its
+score, so a NaN score (NaN query or key) stays NaN as in ``nn.MultiheadAttention``. The online
+softmax uses a safe running max, so a row with every key padded and finite inputs ends with
+``l == 0`` and writes zeros, and its log-sum-exp is stored as +inf so that the backward
+recomputes p = exp2(s - lse) = 0 for it (zero gradients); a NaN score leaves ``l`` (and the row,
+and its log-sum-exp) NaN. No NaN or inf of one packed problem reaches another (``_add_packed_pv``).
 The log-sum-exp is stored in base 2 of the scaled scores, ``lse2 = log2(sum 2**(s*scale*log2 e))``,
 as an fp32 (B, H, Tq) tensor.
 """
