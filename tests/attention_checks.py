@@ -37,3 +37,28 @@ def run_fwd_bwd(fn, q, ks, vs, masks, dout):
     out = fn(q, ks, vs, masks)
     out.backward(dout.to(out.dtype))
     return [out.detach()] + [t.grad for t in (q, *ks, *vs)]
+
+
+NAN_AT = (1, 2, 1, 3)  # batch row 1, step 2, head 1, channel 3
+
+
+def nan_paddings(where):
+    """Paddings worth trying for a NaN in ``where``: none at its position, at its position, its whole batch row."""
+    return ("elsewhere", "whole_row") if where in ("query", "dout") else ("elsewhere", "nan_position", "whole_row")
+
+
+def nan_inputs(q, ks, vs, dout, where, padding):
+    """Copies of (q, ks, vs, dout) with one NaN at ``NAN_AT`` of ``where`` ("query", "key", "value",
+    "second_source_value" or "dout"), and bool masks: one padded key of batch row 0 (elsewhere),
+    plus the NaN's own key ("nan_position") or every key of batch row 1 ("whole_row")."""
+    q, ks, vs, dout = q.clone(), [k.clone() for k in ks], [v.clone() for v in vs], dout.clone()
+    target = {"query": q, "key": ks[0], "value": vs[0], "second_source_value": vs[1], "dout": dout}[where]
+    target[NAN_AT] = float("nan")
+    masks = [torch.zeros(k.shape[:2], dtype=torch.bool, device=q.device) for k in ks]
+    masks[0][0, 0] = True
+    if padding == "nan_position":
+        masks[1 if where == "second_source_value" else 0][NAN_AT[:2]] = True
+    elif padding == "whole_row":
+        for m in masks:
+            m[NAN_AT[0]] = True
+    return q, ks, vs, dout, masks

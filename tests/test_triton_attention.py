@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from attention_checks import leaves, make_inputs, run_fwd_bwd
+from attention_checks import NAN_AT, leaves, make_inputs, nan_inputs, nan_paddings, run_fwd_bwd
 
 if importlib.util.find_spec("triton") is None:
     pytest.skip("Triton is not installed; the fused backend cannot exist", allow_module_level=True)
@@ -198,6 +198,63 @@ def test_forced_tilings(cfg, b, h, lengths, tq, dtype):
     q, ks, vs, m = _make_inputs(b, tq, lengths, h, 32, dtype, ["random", "full_row"])
     with OP.config_override(OP.Config(**cfg)):
         _check_against_reference(q, ks, vs, m, dtype)
+
+
+NAN_CONFIGS = {
+    # the heuristic tiles pack 3 problems: fp16 runs the one-program backward, fp32 the split one
+    "packed-bwd-fp16": (None, torch.float16),
+    "split-bwd-fp32": (None, torch.float32),
+    # row and column blocks of 16 cutting across 3 packed problems; one problem per program
+    "pack3-blocks16-fp16": (dict(pack=3, block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16), torch.float16),
+    "pack1-fp32": (dict(pack=1, block_m=16, block_n=16, bwd_block_m=16, bwd_block_n=16), torch.float32),
+}
+
+
+@in_process
+@pytest.mark.parametrize("where", ["query", "key", "value", "second_source_value", "dout"])
+@pytest.mark.parametrize("config", list(NAN_CONFIGS))
+def test_nan_stays_in_its_batch_row_and_follows_the_reference(config, where):
+    # A NaN in batch row 1 (problem b * H + h = 3, packed with problems of batch rows 0 and 2).
+    # Every other batch row's output and gradients are finite and bitwise those of a run without
+    # the NaN; the NaN positions of the output and of every gradient are the float64 reference's.
+    cfg, dtype = NAN_CONFIGS[config]
+    b, tq, lengths, h, d = 4, 10, [10, 7], 2, 32
+    q, ks, vs, _ = _make_inputs(b, tq, lengths, h, d, dtype)
+    dout = torch.randn(q.shape, dtype=dtype)
+    pack = cfg["pack"] if cfg else OP.choose_config(tq, lengths, d, dtype).pack
+    assert (pack > 1) == (config != "pack1-fp32")
+    others = torch.arange(b) != NAN_AT[0]
+    names = ["out", "dq", "dk[0]", "dk[1]", "dv[0]", "dv[1]"]
+    for padding in nan_paddings(where):
+        nq, nks, nvs, ndout, masks = nan_inputs(q, ks, vs, dout, where, padding)
+        with OP.config_override(OP.Config(**cfg)) if cfg else nullcontext():
+            got = _run(_triton, *_leaves(nq, nks, nvs, dtype), masks, ndout)
+            clean = _run(_triton, *_leaves(q, ks, vs, dtype), masks, dout)
+        ref = _run(_reference, *_leaves(nq, nks, nvs, torch.float64), masks, ndout)
+        assert got[0].isnan().any() == (where != "dout"), padding
+        for name, g, c, r in zip(names, got, clean, ref):
+            what = f"{name} with a NaN in {where}, padding {padding}"
+            assert torch.isfinite(g[others]).all() and torch.equal(g[others], c[others]), what
+            assert torch.equal(g.isnan(), r.isnan()), what
+
+
+@in_process
+def test_tiles_follow_the_compute_capability(monkeypatch):
+    assert OP.device_arch(torch.device("cpu")) == 90  # the interpreter takes sm_90's tiles
+    archs, choose = [], OP.choose_config
+    with monkeypatch.context() as m:
+        m.setattr(OP, "device_arch", lambda device: 80)
+        m.setattr(OP, "choose_config", lambda *args: archs.append(args[-1]) or choose(*args))
+        q, ks, vs, _ = _make_inputs(2, 10, [10], 1, 16, torch.float32)
+        _run(_triton, *_leaves(q, ks, vs, torch.float32), None, torch.randn(q.shape))
+    assert archs == [80, 80]  # the forward and the backward launcher ask for the tensors' architecture
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
+    assert OP.device_arch(torch.device("cuda", 0)) == 80
+    # long fp16 memory at head dim 64: sm_90's blocks spill on sm_80 (compile check), so sm_80 gets smaller ones
+    sm90, sm80 = (OP.choose_config(300, [257, 1000], 64, torch.float16, arch) for arch in (90, 80))
+    assert (sm90.block_m, sm90.bwd_block_m) == (128, 64) and (sm80.block_m, sm80.bwd_block_m) == (64, 32)
+    assert OP.choose_config(10, [10, 10], 128, torch.float16, 80).fwd_warps == 4
+    assert OP.choose_config(10, [10, 10], 128, torch.float16, 90).fwd_warps is None
 
 
 @in_process

@@ -6,7 +6,8 @@ Same checks as ``tests/test_triton_attention.py`` (which runs the interpreter on
 and every gradient against ``reference_attention`` in float64, judged by the flash-attention
 rule |triton - ref64| <= 2 * |torch_same_dtype - ref64| + atol (maxima over each tensor);
 NaN-poisoned output buffers; masks with fully padded rows; strided views; more sources than
-one launch; determinism; ``torch.compile(fullgraph=True)`` with Inductor.
+one launch; determinism; ``torch.compile(fullgraph=True)`` with Inductor; a NaN input that stays
+in its batch row and follows the reference's NaN rule.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 
 import pytest
 import torch
-from attention_checks import leaves, make_inputs, run_fwd_bwd
+from attention_checks import NAN_AT, leaves, make_inputs, nan_inputs, nan_paddings, run_fwd_bwd
 
 pytestmark = [
     pytest.mark.gpu,
@@ -110,6 +111,31 @@ def test_projection_views_and_many_sources(dtype):
     _check(q, [kv[:, :, 0]], [kv[:, :, 1]], None, dtype)
     q, ks, vs, m = _inputs(4, 7, [3, 9, 1, 17, 5, 2], 2, 64, dtype, ["random"] * 6)
     _check(q, ks, vs, m, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("where", ["query", "key", "value", "second_source_value", "dout"])
+@pytest.mark.parametrize("shape", ["ave", "long"])
+def test_nan_stays_in_its_batch_row_and_follows_the_reference(shape, where, dtype):
+    # As the interpreter test of the same name: other batch rows bitwise equal to a run without the
+    # NaN and finite; NaN positions those of the float64 reference.
+    b, tq, lengths, h, d = (64, 10, [10, 10], 4, 64) if shape == "ave" else (4, 300, [257, 100], 2, 64)
+    q, ks, vs, _ = _inputs(b, tq, lengths, h, d, dtype)
+    dout = torch.randn(q.shape, dtype=dtype, device=DEV)
+    pack = OP.choose_config(tq, lengths, d, dtype, OP.device_arch(q.device)).pack
+    assert (pack > 1) == (shape == "ave")
+    others = torch.arange(b, device=DEV) != NAN_AT[0]
+    names = ["out", "dq", "dk[0]", "dk[1]", "dv[0]", "dv[1]"]
+    for padding in nan_paddings(where):
+        nq, nks, nvs, ndout, masks = nan_inputs(q, ks, vs, dout, where, padding)
+        got = _run(_triton, *_leaves(nq, nks, nvs, dtype), masks, ndout)
+        clean = _run(_triton, *_leaves(q, ks, vs, dtype), masks, dout)
+        ref = _run(_reference, *_leaves(nq, nks, nvs, torch.float64), masks, ndout)
+        assert got[0].isnan().any() == (where != "dout"), padding
+        for name, g, c, r in zip(names, got, clean, ref):
+            what = f"{name} with a NaN in {where}, padding {padding}"
+            assert torch.isfinite(g[others]).all() and torch.equal(g[others], c[others]), what
+            assert torch.equal(g.isnan(), r.isnan()), what
 
 
 def test_deterministic_backward():

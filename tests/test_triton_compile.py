@@ -1,4 +1,4 @@
-"""The fused kernels compile for real GPUs (sm_90, sm_80) on a machine without one.
+"""The fused kernels compile for real GPUs (sm_90, sm_80, each with its own tiles) on a machine without one.
 
 ``tests/triton_compile_check.py`` records the launches the launchers choose for a scenario and
 compiles each one with Triton's CUDA backend down to a cubin; the interpreter suite checks the
@@ -50,12 +50,18 @@ def _run_check(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("arch", "scenario", "backward"), [
     (90, "ave-bf16", PACKED),
-    (90, "ave-bf16-masked", PACKED),  # spilled 72 B with 4 warps
-    (90, "ave-fp16-d128-masked", PACKED),  # spilled 296 B with 4 warps
+    (90, "ave-bf16-masked", PACKED),  # 64x64 tiles spilled 56 B once packed problems were isolated
+    (90, "ave-fp16-d128-masked", SPLIT),  # the one-program backward spilled 40 B at head dim 128
     (90, "ave-bf16-d128", SPLIT),  # 4 sources: the one-program backward would spill
-    (90, "ave-fp32-d128-masked", SPLIT),  # spilled 128-288 B with 32-key blocks
+    (90, "ave-fp32-d128-masked", SPLIT),  # spilled 280-448 B with 32-key blocks
     (90, "long-bf16-masked", SPLIT),
-    (90, "six-sources-bf16-d128", SPLIT),
+    (90, "six-sources-bf16-d128", SPLIT),  # the forward spilled 8-24 B with 4 warps
+    # sm_80 (A100) gets its own tiles where sm_90's spill there
+    (80, "ave-bf16", PACKED),  # 64x64 tiles: 488-5872 B
+    (80, "ave-fp16", PACKED),
+    (80, "ave-bf16-masked", PACKED),
+    (80, "ave-fp16-d128-masked", SPLIT),  # the forward spilled 40 B with 8 warps
+    (80, "long-fp16-d64", SPLIT),  # sm_90's 64-row dK/dV and 128-row dQ blocks: 8 B and 56 B
     (80, "long-fp32-d128", SPLIT),
 ])
 def test_kernels_compile_for_gpu_without_spills(arch, scenario, backward):

@@ -76,8 +76,9 @@ _KERNELS = ("cmra_fwd_kernel", "cmra_bwd_packed_kernel", "cmra_delta_kernel", "c
             "cmra_bwd_dq_kernel")
 
 
-def record_launches(scenario: Scenario, batch: int | None = None) -> list[tuple]:
-    """(kernel, grid, args, kwargs) of every launch of one forward and one backward call."""
+def record_launches(scenario: Scenario, batch: int | None = None, arch: int = 90) -> list[tuple]:
+    """(kernel, grid, args, kwargs) of every launch of one forward and one backward call, with the
+    tiles the launchers choose for a GPU of compute capability ``arch`` (major * 10 + minor)."""
     from avattn.kernels import cmra_fwd, cmra_op
 
     if cmra_fwd.INTERPRETED:
@@ -96,10 +97,11 @@ def record_launches(scenario: Scenario, batch: int | None = None) -> list[tuple]
     keys = [torch.randn(s.batch, t, s.heads, s.head_dim, dtype=s.dtype) for t in s.tks]
     values = [torch.randn(s.batch, t, s.heads, s.head_dim, dtype=s.dtype) for t in s.tks]
     masks = [torch.rand(s.batch, t) < 0.2 if s.masked else None for t in s.tks]
-    saved = {name: getattr(cmra_op, name) for name in _KERNELS}
+    saved = {name: getattr(cmra_op, name) for name in (*_KERNELS, "device_arch")}
     try:
-        for name, kernel in saved.items():
-            setattr(cmra_op, name, _Recorder(kernel))
+        for name in _KERNELS:
+            setattr(cmra_op, name, _Recorder(saved[name]))
+        cmra_op.device_arch = lambda device: arch
         out, lse = cmra_op.cmra_fwd_impl(q, keys, values, masks, s.head_dim ** -0.5)
         cmra_op.cmra_bwd_impl(out, q, keys, values, masks, out, lse, s.head_dim ** -0.5)
     finally:
@@ -152,7 +154,7 @@ def specialization_keys(name: str, batch: int | None = None, arch: int = 90) -> 
     """The distinct specialization keys of a scenario's launches (optionally at another batch size)."""
     _, backend = _backend(arch)
     keys = []
-    for kernel, _grid, args, kwargs in record_launches(SCENARIOS[name], batch):
+    for kernel, _grid, args, kwargs in record_launches(SCENARIOS[name], batch, arch):
         key = _key(kernel, *_specialize(kernel, backend, args, dict(kwargs)))
         if key not in keys:
             keys.append(key)
@@ -166,7 +168,7 @@ def compile_scenario(name: str, arch: int) -> list[dict]:
 
     target, backend = _backend(arch)
     seen, results = set(), []
-    for kernel, grid, args, kwargs in record_launches(SCENARIOS[name]):
+    for kernel, grid, args, kwargs in record_launches(SCENARIOS[name], arch=arch):
         options, signature, constexprs, attrs = _specialize(kernel, backend, args, dict(kwargs))
         key = _key(kernel, options, signature, constexprs, attrs)
         if key in seen:

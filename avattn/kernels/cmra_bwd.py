@@ -16,6 +16,12 @@ all padded) the probabilities are recomputed as ``P = exp2(S * scale * log2 e - 
                                        rows and loops over every source's keys)
 
 Each output element is written by exactly one program, so results are deterministic.
+
+Packed tiles (``PACK > 1``): dV, dK and dQ sum over the rows or keys of several problems, where
+the weight between problems is 0 and 0 * NaN = NaN; the Q, K and dO tiles go through
+``finite_or_zero`` and P, dS are zeroed between problems, so one problem's NaN never reaches
+another's gradients, and dV is recomputed per problem when a row's dO is not finite
+(``_dv_per_problem``), so that it still reaches its own.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .cmra_fwd import INTERPRETED, MAX_SOURCES, VARYING  # noqa: F401  (re-exported for cmra_op)
+from .cmra_fwd import INTERPRETED, MAX_SOURCES, VARYING, finite_or_zero, pad_bias  # noqa: F401  (re-exported for cmra_op)
 
 
 @triton.jit(do_not_specialize=VARYING)
@@ -46,6 +52,35 @@ def cmra_delta_kernel(
     do = tl.load(DO + (b * sdb + t * sdt + h * sdh)[:, None] + offs_d[None, :] * sdd, mask=mask, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
     tl.store(DELTA + r.to(tl.int64), delta, mask=r_ok)
+
+
+@triton.jit
+def _dv_per_problem(dv, pt, DO, do_off, sdd, row_p, col_p, p_lo, p_hi, ACC: tl.constexpr,
+                    BLOCK_D: tl.constexpr, HEAD_DIM: tl.constexpr, PREC: tl.constexpr):
+    """dV = pt @ dO of packed problems when a row of dO holds a NaN or inf (rare).
+
+    The shared dot takes dO through finite_or_zero, which would hide that NaN from its own
+    problem's dV too; here each problem's keys get pt @ dO over their own rows only, dO reloaded
+    with the other problems' rows masked to 0: the same products as the shared dot. With ACC, dv
+    (the running sum) enters each dot as its accumulator, as in the shared dot.
+    """
+    offs_d = tl.arange(0, BLOCK_D)
+    d_ok = offs_d < HEAD_DIM
+    for j in range(p_lo, p_hi):
+        do_j = tl.load(DO + do_off[:, None] + offs_d[None, :] * sdd, mask=(row_p == j)[:, None] & d_ok[None, :],
+                       other=0.0)
+        if ACC:
+            part = tl.dot(pt, do_j, dv, input_precision=PREC)
+        else:
+            part = tl.dot(pt, do_j, input_precision=PREC)
+        dv = tl.where((col_p == j)[:, None], part, dv)
+    return dv
+
+
+@triton.jit
+def all_finite(x):
+    """True iff every element of x is finite (one reduction)."""
+    return tl.min((tl.abs(x) < float("inf")).to(tl.int32)) == 1
 
 
 @triton.jit(do_not_specialize=VARYING)
@@ -78,10 +113,8 @@ def cmra_bwd_dkdv_kernel(
     hc = gpc - bc * H
     c_ok = cols < n_here * Tk
     bc64 = bc.to(tl.int64)
-    keep = c_ok
     if HAS_MASK:
-        pad = tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1)
-        keep = keep & (pad == 0)
+        bias = pad_bias(tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1))
     kv_mask = c_ok[:, None] & d_ok[None, :]
     k = tl.load(K + (bc64 * skb + tk * skt + hc * skh)[:, None] + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
     v = tl.load(V + (bc64 * svb + tk * svt + hc * svh)[:, None] + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
@@ -105,19 +138,33 @@ def cmra_bwd_dkdv_kernel(
             Q + (br64 * sqb + tq * sqt + hr * sqh)[None, :] + offs_d[:, None] * sqd,
             mask=r_ok[None, :] & d_ok[:, None], other=0.0,
         )
-        do = tl.load(
-            DO + (br64 * sdb + tq * sdt + hr * sdh)[:, None] + offs_d[None, :] * sdd,
-            mask=r_ok[:, None] & d_ok[None, :], other=0.0,
-        )
+        do_off = br64 * sdb + tq * sdt + hr * sdh
+        do = tl.load(DO + do_off[:, None] + offs_d[None, :] * sdd, mask=r_ok[:, None] & d_ok[None, :], other=0.0)
         lse = tl.load(LSE + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
         delta = tl.load(DELTA + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
+        if PACK > 1:  # dV and dK sum over the rows of several problems: see finite_or_zero
+            qt = finite_or_zero(qt)
+            do = finite_or_zero(do)
         st = tl.dot(k, qt, input_precision=PREC) * qk_scale  # (keys, rows)
-        ok = (pc[:, None] == rp[None, :]) & keep[:, None] & r_ok[None, :]
-        st = tl.where(ok, st, float("-inf"))
+        if HAS_MASK:
+            st = st + bias[:, None]
+        own = (pc[:, None] == rp[None, :]) & c_ok[:, None] & r_ok[None, :]
+        st = tl.where(own, st, float("-inf"))
         pt = tl.math.exp2(st - lse[None, :])
-        dv += tl.dot(pt.to(do.dtype), do, input_precision=PREC)
+        if PACK > 1:  # a NaN lse (a NaN row of another problem) gives exp2(-inf - NaN) = NaN
+            pt = tl.where(own, pt, 0.0)
+        if PACK > 1:
+            if all_finite(delta):  # delta = rowsum(dO * O) is NaN or inf where a row of dO is
+                dv = tl.dot(pt.to(do.dtype), do, dv, input_precision=PREC)
+            else:
+                dv = _dv_per_problem(dv, pt.to(do.dtype), DO, do_off, sdd, rp, pc, p_lo, p_hi, True,
+                                     BLOCK_D, HEAD_DIM, PREC)
+        else:
+            dv = tl.dot(pt.to(do.dtype), do, dv, input_precision=PREC)
         dpt = tl.dot(v, tl.trans(do), input_precision=PREC)
         dst = pt * (dpt - delta[None, :])
+        if PACK > 1:
+            dst = tl.where(own, dst, 0.0)
         dk += tl.dot(dst.to(qt.dtype), tl.trans(qt), input_precision=PREC)
     dk = dk * sm_scale
     tl.store(
@@ -136,7 +183,7 @@ def _dq_source(
     K, V, M, Tk,
     skb, skt, skh, skd, svb, svt, svh, svd, smb, smt,
     p0, H, qk_scale, p_lo, p_hi,
-    HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_MASK: tl.constexpr, PACK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     HEAD_DIM: tl.constexpr, PREC: tl.constexpr,
 ):
     """Add one source's contribution sum_k dS K (unscaled) to a block of dQ rows."""
@@ -156,15 +203,18 @@ def _dq_source(
         t_mask = c_ok[None, :] & d_ok[:, None]
         kt = tl.load(K + (bc64 * skb + tk * skt + hc * skh)[None, :] + offs_d[:, None] * skd, mask=t_mask, other=0.0)
         vt = tl.load(V + (bc64 * svb + tk * svt + hc * svh)[None, :] + offs_d[:, None] * svd, mask=t_mask, other=0.0)
-        keep = c_ok
-        if HAS_MASK:
-            pad = tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1)
-            keep = keep & (pad == 0)
+        if PACK > 1:  # dQ sums over the keys of several problems: see finite_or_zero
+            kt = finite_or_zero(kt)
         s = tl.dot(q, kt, input_precision=PREC) * qk_scale
-        s = tl.where((row_p[:, None] == pc[None, :]) & keep[None, :], s, float("-inf"))
+        if HAS_MASK:
+            s = s + pad_bias(tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1))[None, :]
+        own = (row_p[:, None] == pc[None, :]) & c_ok[None, :]
+        s = tl.where(own, s, float("-inf"))
         p = tl.math.exp2(s - lse[:, None])
         dp = tl.dot(do, vt, input_precision=PREC)
         ds = p * (dp - delta[:, None])
+        if PACK > 1:  # another problem's NaN (lse, delta, value) must not meet a zero weight
+            ds = tl.where(own, ds, 0.0)
         dq += tl.dot(ds.to(kt.dtype), tl.trans(kt), input_precision=PREC)
     return dq
 
@@ -211,22 +261,22 @@ def cmra_bwd_dq_kernel(
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     dq = _dq_source(
         dq, q, do, lse, delta, rp, K0, V0, M0, T0, sk0b, sk0t, sk0h, sk0d, sv0b, sv0t, sv0h, sv0d, sm0b, sm0t,
-        p0, H, qk_scale, p_lo, p_hi, HAS_M0, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+        p0, H, qk_scale, p_lo, p_hi, HAS_M0, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
     )
     if NUM_SRC > 1:
         dq = _dq_source(
             dq, q, do, lse, delta, rp, K1, V1, M1, T1, sk1b, sk1t, sk1h, sk1d, sv1b, sv1t, sv1h, sv1d, sm1b, sm1t,
-            p0, H, qk_scale, p_lo, p_hi, HAS_M1, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, H, qk_scale, p_lo, p_hi, HAS_M1, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 2:
         dq = _dq_source(
             dq, q, do, lse, delta, rp, K2, V2, M2, T2, sk2b, sk2t, sk2h, sk2d, sv2b, sv2t, sv2h, sv2d, sm2b, sm2t,
-            p0, H, qk_scale, p_lo, p_hi, HAS_M2, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, H, qk_scale, p_lo, p_hi, HAS_M2, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 3:
         dq = _dq_source(
             dq, q, do, lse, delta, rp, K3, V3, M3, T3, sk3b, sk3t, sk3h, sk3d, sv3b, sv3t, sv3h, sv3d, sm3b, sm3t,
-            p0, H, qk_scale, p_lo, p_hi, HAS_M3, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, H, qk_scale, p_lo, p_hi, HAS_M3, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     dq = dq * sm_scale
     tl.store(
@@ -237,12 +287,12 @@ def cmra_bwd_dq_kernel(
 
 @triton.jit
 def _packed_source(
-    dq, q, do, lse, delta, row_p,
+    dq, q, do, lse, delta, row_p, do_ok, DO, do_off, sdd,
     K, V, M, Tk, DK, DV,
     skb, skt, skh, skd, svb, svt, svh, svd, smb, smt,
     sdkb, sdkt, sdkh, sdkd, sdvb, sdvt, sdvh, sdvd,
     p0, n_here, H, qk_scale, sm_scale,
-    HAS_MASK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+    HAS_MASK: tl.constexpr, PACK: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
     HEAD_DIM: tl.constexpr, PREC: tl.constexpr,
 ):
     """All of one source's memory for the program's problems in one tile: write dK, dV, return dQ += dS K."""
@@ -256,19 +306,32 @@ def _packed_source(
     hc = gpc - bc * H
     c_ok = cols < n_here * Tk
     bc64 = bc.to(tl.int64)
-    keep = c_ok
-    if HAS_MASK:
-        pad = tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1)
-        keep = keep & (pad == 0)
     kv_mask = c_ok[:, None] & d_ok[None, :]
     k = tl.load(K + (bc64 * skb + tk * skt + hc * skh)[:, None] + offs_d[None, :] * skd, mask=kv_mask, other=0.0)
     v = tl.load(V + (bc64 * svb + tk * svt + hc * svh)[:, None] + offs_d[None, :] * svd, mask=kv_mask, other=0.0)
+    if PACK > 1:  # dQ sums over the keys of several problems: see finite_or_zero
+        k = finite_or_zero(k)
     s = tl.dot(q, tl.trans(k), input_precision=PREC) * qk_scale  # (rows, keys)
-    s = tl.where((row_p[:, None] == pc[None, :]) & keep[None, :], s, float("-inf"))
+    if HAS_MASK:
+        s = s + pad_bias(tl.load(M + bc64 * smb + tk * smt, mask=c_ok, other=1))[None, :]
+    own = (row_p[:, None] == pc[None, :]) & c_ok[None, :]
+    s = tl.where(own, s, float("-inf"))
     p = tl.math.exp2(s - lse[:, None])
-    dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
+    if PACK > 1:  # a NaN lse (a NaN row of another problem) gives exp2(-inf - NaN) = NaN
+        p = tl.where(own, p, 0.0)
+    if PACK > 1:
+        if do_ok:
+            dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
+        else:
+            dv = _dv_per_problem(tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32), tl.trans(p.to(do.dtype)), DO,
+                                 do_off, sdd, row_p, pc, 0, n_here, False, BLOCK_D, HEAD_DIM, PREC)
+    else:
+        dv = tl.dot(tl.trans(p.to(do.dtype)), do, input_precision=PREC)
     dp = tl.dot(do, tl.trans(v), input_precision=PREC)
-    ds = (p * (dp - delta[:, None])).to(q.dtype)
+    ds = p * (dp - delta[:, None])
+    if PACK > 1:
+        ds = tl.where(own, ds, 0.0)
+    ds = ds.to(q.dtype)
     dk = tl.dot(tl.trans(ds), q, input_precision=PREC) * sm_scale
     dq += tl.dot(ds, k, input_precision=PREC)
     tl.store(DK + (bc64 * sdkb + tk * sdkt + hc * sdkh)[:, None] + offs_d[None, :] * sdkd,
@@ -318,37 +381,43 @@ def cmra_bwd_packed_kernel(
     rmask = r_ok[:, None] & (offs_d < HEAD_DIM)[None, :]
     q = tl.load(Q + (br64 * sqb + tq * sqt + hr * sqh)[:, None] + offs_d[None, :] * sqd, mask=rmask, other=0.0)
     o = tl.load(O + (br64 * sob + tq * sot + hr * soh)[:, None] + offs_d[None, :] * sod, mask=rmask, other=0.0)
-    do = tl.load(DO + (br64 * sdb + tq * sdt + hr * sdh)[:, None] + offs_d[None, :] * sdd, mask=rmask, other=0.0)
+    do_off = br64 * sdb + tq * sdt + hr * sdh
+    do = tl.load(DO + do_off[:, None] + offs_d[None, :] * sdd, mask=rmask, other=0.0)
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
+    do_ok = True
+    if PACK > 1:  # dK and dV sum over the rows of several problems: see finite_or_zero
+        q = finite_or_zero(q)
+        do = finite_or_zero(do)
+        do_ok = all_finite(delta)  # delta is NaN or inf where a row of dO is
     lse = tl.load(LSE + gpr.to(tl.int64) * Tq + tq, mask=r_ok, other=0.0)
 
     dq = tl.zeros([BLOCK_M, BLOCK_D], dtype=tl.float32)
     dq = _packed_source(
-        dq, q, do, lse, delta, rp, K0, V0, M0, T0, DK0, DV0,
+        dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K0, V0, M0, T0, DK0, DV0,
         sk0b, sk0t, sk0h, sk0d, sv0b, sv0t, sv0h, sv0d, sm0b, sm0t,
         sdk0b, sdk0t, sdk0h, sdk0d, sdv0b, sdv0t, sdv0h, sdv0d,
-        p0, n_here, H, qk_scale, sm_scale, HAS_M0, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+        p0, n_here, H, qk_scale, sm_scale, HAS_M0, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
     )
     if NUM_SRC > 1:
         dq = _packed_source(
-            dq, q, do, lse, delta, rp, K1, V1, M1, T1, DK1, DV1,
+            dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K1, V1, M1, T1, DK1, DV1,
             sk1b, sk1t, sk1h, sk1d, sv1b, sv1t, sv1h, sv1d, sm1b, sm1t,
             sdk1b, sdk1t, sdk1h, sdk1d, sdv1b, sdv1t, sdv1h, sdv1d,
-            p0, n_here, H, qk_scale, sm_scale, HAS_M1, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M1, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 2:
         dq = _packed_source(
-            dq, q, do, lse, delta, rp, K2, V2, M2, T2, DK2, DV2,
+            dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K2, V2, M2, T2, DK2, DV2,
             sk2b, sk2t, sk2h, sk2d, sv2b, sv2t, sv2h, sv2d, sm2b, sm2t,
             sdk2b, sdk2t, sdk2h, sdk2d, sdv2b, sdv2t, sdv2h, sdv2d,
-            p0, n_here, H, qk_scale, sm_scale, HAS_M2, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M2, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     if NUM_SRC > 3:
         dq = _packed_source(
-            dq, q, do, lse, delta, rp, K3, V3, M3, T3, DK3, DV3,
+            dq, q, do, lse, delta, rp, do_ok, DO, do_off, sdd, K3, V3, M3, T3, DK3, DV3,
             sk3b, sk3t, sk3h, sk3d, sv3b, sv3t, sv3h, sv3d, sm3b, sm3t,
             sdk3b, sdk3t, sdk3h, sdk3d, sdv3b, sdv3t, sdv3h, sdv3d,
-            p0, n_here, H, qk_scale, sm_scale, HAS_M3, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
+            p0, n_here, H, qk_scale, sm_scale, HAS_M3, PACK, BLOCK_N, BLOCK_D, HEAD_DIM, PREC,
         )
     dq = dq * sm_scale
     tl.store(DQ + (br64 * sdqb + tq * sdqt + hr * sdqh)[:, None] + offs_d[None, :] * sdqd,

@@ -55,6 +55,7 @@ class Config:
     bwd_block_n: int  # key columns per program (dK/dV)
     num_warps: int = 4
     num_stages: int = 2
+    fwd_warps: int | None = None  # warps of the forward kernel, if not num_warps
     packed_bwd: bool = True  # one program per packed group for the whole backward, when its memory fits one tile
     packed_bwd_warps: int = 8  # the one-program backward spills registers with 4 warps (masked, or Dh > 64)
 
@@ -91,38 +92,58 @@ def _pow2(n: int, lo: int = 16) -> int:
     return max(lo, triton.next_power_of_2(max(1, n)))
 
 
-def choose_config(tq: int, tks: Sequence[int], head_dim: int, dtype: torch.dtype) -> Config:
-    """Heuristic tiles per (lengths, head dim, dtype): pack short problems into ~64-row tiles, FA2-style blocks for long ones.
+# Architectures (compute capability major * 10 + minor) whose tiles ``choose_config`` knows: sm_80 (A100)
+# has the same 64K registers per SM as sm_90 but its compiler needs more of them for the same tile.
+ARCHS = (80, 90)
+
+
+def device_arch(device: torch.device) -> int:
+    """Compute capability of a CUDA device as major * 10 + minor; 90 elsewhere (the interpreter)."""
+    if device.type != "cuda":
+        return 90
+    major, minor = torch.cuda.get_device_capability(device)
+    return major * 10 + minor
+
+
+def choose_config(tq: int, tks: Sequence[int], head_dim: int, dtype: torch.dtype, arch: int = 90) -> Config:
+    """Heuristic tiles per (lengths, head dim, dtype, architecture): pack short problems into 32-row
+    tiles, FA2-style blocks for long ones.
 
     The batch size never enters, so a new batch size reuses the compiled kernels. Every choice
-    compiles for sm_90 without register spills (``tests/triton_compile_check.py`` fails on any):
-    head dims above 64 and the one-program backward get 8 warps; float32 runs exact (FMA, not tensor-core) dots, whose
-    operands live in registers, so it gets small tiles, 8 warps and the split backward.
+    compiles for sm_90 and sm_80 without register spills (``tests/triton_compile_check.py`` fails on any):
+    float32 runs exact (FMA, not tensor-core) dots, whose operands live in registers, so it gets small
+    tiles, 8 warps and the split backward; so does head dim > 64 in the one-program backward. Below
+    sm_90 (``arch < 90``) the long-memory fp16/bf16 tiles are those of head dim > 64.
     """
     if _OVERRIDE is not None:
         return _OVERRIDE
     max_tk = max(tks)
     fp32 = dtype == torch.float32
     wide = head_dim > 64
-    big = wide or fp32  # fewer registers per element to spare
-    row_target, col_target = (32, 64) if big else (64, 128)
-    if tq <= row_target // 2 and max_tk <= col_target // 2:
-        # Short memory (AVE: Tq = Tk = 10): whole memory of `pack` problems in one column tile.
-        pack = max(1, min(row_target // tq, col_target // max_tk))
+    if tq <= 16 and max_tk <= 32:
+        # Short memory (AVE: Tq = Tk = 10): the whole memory of `pack` problems in one 32x64 tile at most.
+        # (64x128 tiles spilled in the one-program backward once it isolated the packed problems.)
+        pack = max(1, min(32 // tq, 64 // max_tk))
         bm = _pow2(pack * tq)
         bn = _pow2(pack * max_tk)
         if fp32:  # the one-program backward spills in fp32 at any tile size
             if wide:
-                return Config(pack, bm, 16, 16, 32, num_warps=8, num_stages=2, packed_bwd=False)
+                return Config(pack, 16, 16, 16, 16, num_warps=8, num_stages=2, packed_bwd=False)
+            if arch < 90:  # sm_90's tiles: ptxas gave the dK/dV kernel 80 registers and it spilled 16 B
+                return Config(pack, bm, bn, 16, bn, num_warps=8, num_stages=2, packed_bwd=False)
             return Config(pack, bm, bn, bm, bn, num_warps=8, num_stages=1, packed_bwd=False)
-        return Config(pack, bm, bn, bm, bn, num_warps=8 if wide else 4, num_stages=1)
+        # At head dim 128 the 8-warp forward got 128 registers and spilled 16-40 B on sm_80; with 4 warps it
+        # got 168 and spilled 8-24 B on sm_90 (six sources).
+        return Config(pack, bm, bn, bm, bn, num_warps=8, num_stages=1, fwd_warps=4 if wide and arch < 90 else None,
+                      packed_bwd=not wide)
     if fp32:
         if wide:
             return Config(1, 32, 16, 16, 32, num_warps=8, num_stages=2)
         return Config(1, 32, 32, 32, 32, num_warps=8, num_stages=2)
+    big = wide or arch < 90  # fewer registers per element to spare
     bm = min(_pow2(tq), 64 if big else 128)
     bn = 32 if big else 64
-    warps = 8 if bm >= 128 or wide else 4  # 4 warps spill in the dK/dV kernel at head dim 128
+    warps = 8 if bm >= 128 or big else 4  # 4 warps spill in the dK/dV kernel at head dim 128
     bwd_m, bwd_n = (32, 64) if big else (64, 64)
     return Config(1, bm, bn, bwd_m, bwd_n, num_warps=warps, num_stages=2)
 
@@ -191,7 +212,7 @@ def _launch_fwd(q, keys, values, masks, scale, out, lse, cfg: Config) -> None:
         h, tq, n_prob, scale * _LOG2E,
         NUM_SRC=len(keys), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
         PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=_pow2(d), HEAD_DIM=d,
-        PREC=_precision(q.dtype), num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+        PREC=_precision(q.dtype), num_warps=cfg.fwd_warps or cfg.num_warps, num_stages=cfg.num_stages,
     )
 
 
@@ -208,7 +229,7 @@ def _fwd(q, keys, values, masks, scale) -> tuple[Tensor, Tensor]:
     if out.numel() == 0:  # B, Tq or H is 0: nothing to compute
         return out, lse
     masks = _as_bytes(masks)
-    cfg = choose_config(tq, [k.shape[1] for k in keys], d, q.dtype)
+    cfg = choose_config(tq, [k.shape[1] for k in keys], d, q.dtype, device_arch(q.device))
     groups = _groups(len(keys))
     if len(groups) == 1:
         _launch_fwd(q, keys, values, masks, scale, out, lse, cfg)
@@ -248,7 +269,7 @@ def _bwd(dout, q, keys, values, masks, out, lse, scale) -> list[Tensor]:
     dks = [_buffer(k.shape, k.dtype, k.device) for k in keys]
     dvs = [_buffer(v.shape, v.dtype, v.device) for v in values]
     masks = _as_bytes(masks)
-    cfg = choose_config(tq, [k.shape[1] for k in keys], d, q.dtype)
+    cfg = choose_config(tq, [k.shape[1] for k in keys], d, q.dtype, device_arch(q.device))
     block_d = _pow2(d)
     prec = _precision(q.dtype)
     qk_scale = scale * _LOG2E
@@ -400,10 +421,13 @@ def why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
     b, tq, h, _ = query.shape
     if b * h * max(tq, *(k.shape[1] for k in keys)) > _INT32_MAX:
         return f"the Triton kernels index rows with 32-bit integers; B*H*T = {b * h * max(tq, *(k.shape[1] for k in keys))} is too large"
-    cfg = choose_config(tq, [k.shape[1] for k in keys], query.shape[-1], query.dtype)
-    launches = [("forward and dQ", _row_grid(b * h, tq, cfg), f"{tq} query steps")]
-    launches += [(f"dK/dV of source {i}", _key_grid(b * h, k.shape[1], cfg), f"{k.shape[1]} key steps")
-                 for i, k in enumerate(keys)]
+    # The tiles of every architecture, so that the answer needs no device query (it runs under torch.compile).
+    launches = []
+    for arch in ARCHS:
+        cfg = choose_config(tq, [k.shape[1] for k in keys], query.shape[-1], query.dtype, arch)
+        launches.append(("forward and dQ", _row_grid(b * h, tq, cfg), f"{tq} query steps"))
+        launches += [(f"dK/dV of source {i}", _key_grid(b * h, k.shape[1], cfg), f"{k.shape[1]} key steps")
+                     for i, k in enumerate(keys)]
     for what, grid, steps in launches:
         for axis, (n, limit) in enumerate(zip(grid, _GRID_LIMITS)):
             if n > limit:
