@@ -151,12 +151,13 @@ def test_cmran_switch_gives_the_same_model_in_float64(setting):
         torch.testing.assert_close(f, p, rtol=1e-10, atol=atol, msg=lambda m, n=name: f"{n}: {m}")
 
 
-def test_compiles_fullgraph_with_the_eager_result():
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compiles_fullgraph_with_the_eager_result(backend):
     torch._dynamo.reset()
     proj, agsca = _layers(torch.float32)
     visual = torch.rand(2, 3, 7, 7, C_IN)
     audio = torch.rand(2, 3, A)
-    fn = torch.compile(_fused, fullgraph=True, backend="aot_eager")
+    fn = torch.compile(_fused, fullgraph=True, backend=backend)
     for training in (True, False):
         eager, eager_grads, cot = _run(_fused, visual, audio, proj, agsca, 0.2, training, seed=4)
         comp, comp_grads, _ = _run(fn, visual, audio, proj, agsca, 0.2, training, seed=4, cotangents=cot)

@@ -40,8 +40,9 @@ def _softmax_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _linear_relu(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """relu(x W^T + b): on a CPU, one oneDNN product with the ReLU in its epilogue (no bias copy, no extra pass)."""
-    if x.device.type == "cpu" and _MKLDNN_LINEAR is not None and (
+    """relu(x W^T + b): on a CPU, one oneDNN product with the ReLU in its epilogue (no bias copy, no extra pass).
+    Not under torch.compile: inductor lowers that op only for frozen weights, and fuses the ReLU itself."""
+    if x.device.type == "cpu" and _MKLDNN_LINEAR is not None and not torch.compiler.is_compiling() and (
         x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and _MKLDNN_BF16)
     ):
         return _MKLDNN_LINEAR(x, weight, bias, "relu", [], "")
