@@ -39,7 +39,8 @@ from examples.cmran.model import CMRAN  # noqa: E402
 
 MODES = ("eager", "bf16", "compile", "compile_bf16", "cudagraphs")
 BACKENDS = ("auto", "reference", "sdpa", "triton")
-PRODUCTS = {"mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "_addmm_activation"}
+# matrix products as dispatched (aten, and oneDNN's linear that the fused visual path calls on a CPU)
+PRODUCTS = {"mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "_addmm_activation", "_linear_pointwise"}
 GRAD_CLIP = 0.1  # the supervised recipe's
 
 
@@ -65,16 +66,26 @@ def cpu_description() -> dict:
 
 # ---- the floor -----------------------------------------------------------------------------------
 
+def _constant(t: torch.Tensor) -> bool:
+    """A small operand whose entries are all equal: a product with it is a sum (a reduction), not model work."""
+    return t.numel() <= 1 << 20 and t.numel() > 1 and bool((t == t.flatten()[0]).all())
+
+
 class ProductRecorder(TorchDispatchMode):
-    """Records every matrix product dispatched: (op, argument specs), tensors as (shape, stride, dtype)."""
+    """Records every matrix product dispatched: (op, argument specs), tensors as (shape, stride, dtype).
+    Products with a constant operand (sums written as products) are counted in ``sums``, not recorded."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls: list = []
+        self.sums = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func.overloadpacket.__name__.rstrip("_") in PRODUCTS and "out" not in kwargs:
+            if any(isinstance(a, torch.Tensor) and _constant(a) for a in args):
+                self.sums += 1
+                return func(*args, **kwargs)
             spec = lambda a: ("T", tuple(a.shape), tuple(a.stride()), a.dtype) if isinstance(a, torch.Tensor) else a  # noqa: E731
             self.calls.append((func, tuple(spec(a) for a in args), {k: spec(v) for k, v in kwargs.items()}))
         return func(*args, **kwargs)
@@ -109,6 +120,8 @@ def _flop(func, args) -> float:
     if name in ("mm", "addmm", "_addmm_activation"):
         a, b = t[-2], t[-1]
         return 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+    if name == "_linear_pointwise":  # x (m, k), weight (n, k)
+        return 2.0 * t[0].shape[0] * t[0].shape[1] * t[1].shape[0]
     if name in ("bmm", "baddbmm", "addbmm"):
         a, b = t[-2], t[-1]
         return 2.0 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
