@@ -169,6 +169,21 @@ def test_compiles_fullgraph_with_the_eager_result(backend):
             torch.testing.assert_close(c, e, rtol=1e-5, atol=1e-6)
 
 
+def test_compiles_fullgraph_under_bf16_autocast():
+    torch._dynamo.reset()
+    proj, agsca = _layers(torch.float32)
+    visual, audio = torch.rand(2, 3, 7, 7, C_IN), torch.rand(2, 3, A)
+    fn = torch.compile(_fused, fullgraph=True, backend="aot_eager")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        eager = _fused(visual, audio, proj, agsca, 0.2, False)
+        comp = fn(visual, audio, proj, agsca, 0.2, False)
+    for e, c in zip(eager, comp, strict=True):
+        assert c.dtype == e.dtype == torch.bfloat16
+        torch.testing.assert_close(c, e)
+    (grad,) = torch.autograd.grad(comp[0].float().sum(), [proj.weight])
+    assert grad.dtype == torch.float32 and grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("visual,audio,dropout,match", [
     ((2, 3, 7, 7, C_IN + 1), (2, 3, A), 0.2, r"visual must have 24 channels last.*got \(2, 3, 7, 7, 25\)"),
     ((2, 3, 7, 7, C_IN), (2, 4, A), 0.2, r"audio must share \(B, T\) = \(2, 3\) with visual, got \(2, 4, 8\)"),
