@@ -3,8 +3,9 @@
 The floor of a step is the time of its matrix products alone: the products (mm, addmm, bmm, ...)
 of one real step of the mode, at its shapes, strides and dtype (forward and the backward products
 it needs), are recorded with a TorchDispatchMode and replayed on fresh tensors in the same run.
-A step cannot be faster than its floor; ``ratio = step / floor`` says how much of the rest
-(elementwise work, dropout sampling, the optimizer, framework overhead) is left.
+A step cannot be faster than its floor; ``ratio = step / floor`` (the median over repetitions of
+each step's time over the floor's timed just before it) says how much of the rest (elementwise
+work, dropout sampling, the optimizer, framework overhead) is left.
 
 Modes: eager (fp32), bf16 (eager, bf16 autocast), compile (fp32 ``torch.compile``), compile_bf16,
 cudagraphs (``torch.compile(mode="reduce-overhead")``, CUDA only). Repetitions are interleaved
@@ -240,10 +241,13 @@ def bench_config(modes, backend: str, batch_size: int, args, device: torch.devic
             "batch": batch_size, "backend": backend, "dropout": dropout, "mode": case.mode,
             "visual_path": "fused" if case.fused else "plain", "warmup_s": round(case.warmup_s, 2),
             **{k: s[k] for k in s},
-            "train_ratio": s["train_step"]["median_ms"] / s["floor_step"]["median_ms"],
-            "eval_ratio": s["eval_forward"]["median_ms"] / s["floor_eval"]["median_ms"],
+            # each repetition's step over the floor timed just before it, then the median: load that
+            # comes and goes on a shared machine hits both halves of a pair alike
+            "train_ratio": statistics.median(a / b for a, b in zip(case.times["train_step"], case.times["floor_step"])),
+            "eval_ratio": statistics.median(a / b for a, b in zip(case.times["eval_forward"], case.times["floor_eval"])),
             "floor_step_gflop": case.floor_step.flop / 1e9, "floor_eval_gflop": case.floor_eval.flop / 1e9,
             "floor_step_products": len(case.floor_step.calls), "floor_eval_products": len(case.floor_eval.calls),
+            "samples_ms": {k: [round(x, 3) for x in v] for k, v in case.times.items()},
         })
     return rows
 
@@ -327,16 +331,19 @@ def main(argv=None) -> int:
         print(f"{r['batch']:>4} {r['backend']:<9} {r['mode']:<13} {r['visual_path']:<6} "
               f"{r['train_step']['median_ms']:>9.1f} {r['floor_step']['median_ms']:>8.1f} {r['train_ratio']:>5.2f}x  "
               f"{r['eval_forward']['median_ms']:>8.1f} {r['floor_eval']['median_ms']:>7.1f} {r['eval_ratio']:>5.2f}x")
+    print("ratio: median over repetitions of (step ms / floor ms timed just before it); ms: medians")
     if args.compare_ref:
-        print("fused visual path vs plain layers (plain ms / fused ms, same run):")
+        print("fused visual path vs plain layers (median of plain ms / fused ms over repetitions, same run):")
         for r in rows:
             if r["visual_path"] != "fused":
                 continue
             ref = next(x for x in rows if x["visual_path"] == "plain" and
                        all(x[k] == r[k] for k in ("batch", "backend", "mode")))
-            print(f"  B={r['batch']} {r['backend']} {r['mode']}: train "
-                  f"{ref['train_step']['median_ms'] / r['train_step']['median_ms']:.2f}x, eval "
-                  f"{ref['eval_forward']['median_ms'] / r['eval_forward']['median_ms']:.2f}x")
+            paired = {k: statistics.median(a / b for a, b in zip(ref["samples_ms"][k], r["samples_ms"][k]))
+                      for k in ("train_step", "eval_forward")}  # the two run back to back in every repetition
+            r["speedup_vs_plain"] = paired
+            print(f"  B={r['batch']} {r['backend']} {r['mode']}: train {paired['train_step']:.2f}x, "
+                  f"eval {paired['eval_forward']:.2f}x")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
