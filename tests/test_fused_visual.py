@@ -196,6 +196,12 @@ def test_bad_inputs_name_the_argument(visual, audio, dropout, match):
         fused_projected_agsca(torch.rand(visual), torch.rand(audio), proj, agsca, dropout=dropout, training=True)
 
 
+def test_input_dtype_other_than_the_layers_fails_loudly():
+    proj, agsca = _layers(torch.float64)
+    with pytest.raises(ValueError, match=r"visual and audio must have the layers' dtype torch.float64.*got torch.float32"):
+        fused_projected_agsca(torch.rand(1, 1, 4, C_IN), torch.rand(1, 1, A), proj, agsca, dropout=0.0, training=False)
+
+
 def test_mismatched_projection_fails_loudly():
     proj = nn.Linear(C_IN, C + 1)
     agsca = avattn.AGSCA(C, A, hidden_dim=K)

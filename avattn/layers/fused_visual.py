@@ -158,14 +158,18 @@ def fused_projected_agsca(
                          f"({agsca.channel.visual_dim})")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    device_type = visual.device.type
+    autocast = torch.is_autocast_enabled(device_type)
+    if not autocast and (visual.dtype != proj.weight.dtype or audio.dtype != proj.weight.dtype):
+        raise ValueError(f"visual and audio must have the layers' dtype {proj.weight.dtype} (or run under autocast), "
+                         f"got {visual.dtype} and {audio.dtype}")
     b, t = visual.shape[:2]
     cells = visual.shape[2:-1].numel()
     x = visual.reshape(b * t * cells, visual.shape[-1])
     p = dropout if training else 0.0
     keep = bit_uniform16((x.shape[0], proj.out_features), x.device) >= bit_threshold(p) if p > 0 else None
 
-    device_type = x.device.type
-    dtype = torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else x.dtype
+    dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
     ch, sp = agsca.channel, agsca.spatial
     with torch.autocast(device_type, enabled=False):
         d, mean = _ProjectedChannelMean.apply(
