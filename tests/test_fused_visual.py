@@ -152,7 +152,10 @@ def test_cmran_switch_gives_the_same_model_in_float64(setting):
 
 
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
-def test_compiles_fullgraph_with_the_eager_result(backend):
+def test_compiles_fullgraph_with_the_eager_result(backend, tmp_path, monkeypatch):
+    # a fresh inductor cache: its on-disk cache is not keyed by ATEN_CPU_CAPABILITY, and a kernel cached
+    # under another dispatch (AVX-512 vs AVX2) crashes when reused
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
     torch._dynamo.reset()
     proj, agsca = _layers(torch.float32)
     visual = torch.rand(2, 3, 7, 7, C_IN)
