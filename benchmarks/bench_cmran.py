@@ -1,11 +1,22 @@
-"""CMRAN step benchmark: a training step and an eval forward at AVE shapes, measured in one run.
+"""CMRAN step benchmark: each mode's training step and eval forward as a ratio to its matrix-product floor.
 
-Modes: fp32 eager, bf16 autocast, torch.compile (fp32). Reports median ms (p20/p80) and each
-mode's ratio to fp32 eager. Ratios are the result on a CPU; absolute times only mean
-something on a quiet machine (and are reported as such on a GPU).
+The floor of a step is the time of its matrix products alone: the products (mm, addmm, bmm, ...)
+of one real step of the mode, at its shapes, strides and dtype (forward and the backward products
+it needs), are recorded with a TorchDispatchMode and replayed on fresh tensors in the same run.
+A step cannot be faster than its floor; ``ratio = step / floor`` (the median over repetitions of
+each step's time over the floor's timed just before it) says how much of the rest (elementwise
+work, dropout sampling, the optimizer, framework overhead) is left.
 
-    python benchmarks/bench_cmran.py [--device cpu|cuda] [--batch 32] [--modes eager,bf16,compile]
-                                     [--setting supervised] [--features vgg19] [--steps 10] [--out DIR]
+Modes: eager (fp32), bf16 (eager, bf16 autocast), compile (fp32 ``torch.compile``), compile_bf16,
+cudagraphs (``torch.compile(mode="reduce-overhead")``, CUDA only). Repetitions are interleaved
+(floor, step, ... for every mode in turn) and summarized by medians, so the ratios hold on a
+shared machine; absolute times only mean something on a quiet one. ``--compare-ref`` also times
+each mode with the plain visual layers (``CMRAN.fused_visual = False``) in the same rotation.
+
+    python benchmarks/bench_cmran.py [--device cpu] [--modes eager,bf16,compile] [--batch 32]
+        [--backends auto] [--steps 10] [--warmup 3] [--threads 1] [--compare-ref] [--out DIR]
+    python benchmarks/bench_cmran.py --device cuda --modes eager,bf16,compile,cudagraphs \\
+        --backends sdpa,triton --batch 32,256 --steps 10 --warmup 3 --out DIR
 """
 
 from __future__ import annotations
@@ -20,13 +31,105 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from examples.cmran.amp import cpu_isa_flags, native_bf16  # noqa: E402
 from examples.cmran.config import ModelConfig  # noqa: E402
 from examples.cmran.model import CMRAN  # noqa: E402
 
-MODES = ("eager", "bf16", "compile")
+MODES = ("eager", "bf16", "compile", "compile_bf16", "cudagraphs")
+BACKENDS = ("auto", "reference", "sdpa", "triton")
+# matrix products as dispatched (aten, and oneDNN's linear that the fused visual path calls on a CPU)
+PRODUCTS = {"mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "_addmm_activation", "_linear_pointwise"}
+GRAD_CLIP = 0.1  # the supervised recipe's
 
+
+# ---- the machine ---------------------------------------------------------------------------------
+
+def cpu_description() -> dict:
+    """The CPU's model, the instruction sets it has, and what torch dispatches to."""
+    flags = cpu_isa_flags()
+    isa = [name for flag, name in (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
+                                   ("amx_bf16", "AMX")) if flag in flags]
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    native, why = native_bf16(torch.device("cpu"))
+    env = {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+           if k in os.environ}
+    return {"model": model, "isa": isa, "torch_capability": torch.backends.cpu.get_cpu_capability(),
+            "native_bf16": native, "native_bf16_why": why, "dispatch_env": env}
+
+
+# ---- the floor -----------------------------------------------------------------------------------
+
+def _constant(t: torch.Tensor) -> bool:
+    """A small operand whose entries are all equal: a product with it is a sum (a reduction), not model work."""
+    return t.numel() <= 1 << 20 and t.numel() > 1 and bool((t == t.flatten()[0]).all())
+
+
+class ProductRecorder(TorchDispatchMode):
+    """Records every matrix product dispatched: (op, argument specs), tensors as (shape, stride, dtype).
+    Products with a constant operand (sums written as products) are counted in ``sums``, not recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list = []
+        self.sums = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.overloadpacket.__name__.rstrip("_") in PRODUCTS and "out" not in kwargs:
+            if any(isinstance(a, torch.Tensor) and _constant(a) for a in args):
+                self.sums += 1
+                return func(*args, **kwargs)
+            spec = lambda a: ("T", tuple(a.shape), tuple(a.stride()), a.dtype) if isinstance(a, torch.Tensor) else a  # noqa: E731
+            self.calls.append((func, tuple(spec(a) for a in args), {k: spec(v) for k, v in kwargs.items()}))
+        return func(*args, **kwargs)
+
+
+class Floor:
+    """Replays recorded products on fresh random tensors (one tensor per distinct spec, made once)."""
+
+    def __init__(self, calls: list, device: torch.device) -> None:
+        cache: dict = {}
+
+        def make(a):
+            if not (isinstance(a, tuple) and a and a[0] == "T"):
+                return a
+            if a not in cache:
+                _, shape, stride, dtype = a
+                t = torch.empty_strided(shape, stride, dtype=dtype, device=device)
+                cache[a] = t.normal_() if t.is_floating_point() else t.zero_()
+            return cache[a]
+
+        self.calls = [(f, tuple(make(a) for a in args), {k: make(v) for k, v in kw.items()}) for f, args, kw in calls]
+        self.flop = sum(_flop(f, args) for f, args, _ in self.calls)
+
+    def __call__(self) -> None:
+        for f, args, kw in self.calls:
+            f(*args, **kw)
+
+
+def _flop(func, args) -> float:
+    name = func.overloadpacket.__name__.rstrip("_")
+    t = [a for a in args if isinstance(a, torch.Tensor)]
+    if name in ("mm", "addmm", "_addmm_activation"):
+        a, b = t[-2], t[-1]
+        return 2.0 * a.shape[0] * a.shape[1] * b.shape[1]
+    if name == "_linear_pointwise":  # x (m, k), weight (n, k)
+        return 2.0 * t[0].shape[0] * t[0].shape[1] * t[1].shape[0]
+    if name in ("bmm", "baddbmm", "addbmm"):
+        a, b = t[-2], t[-1]
+        return 2.0 * a.shape[0] * a.shape[1] * a.shape[2] * b.shape[2]
+    return 2.0 * t[-2].numel()
+
+
+# ---- one configuration ---------------------------------------------------------------------------
 
 def synthetic_batch(batch: int, channels: int, device: torch.device):
     g = torch.Generator().manual_seed(0)
@@ -37,95 +140,222 @@ def synthetic_batch(batch: int, channels: int, device: torch.device):
     return visual, audio, segments, videos
 
 
-def timed(fn, steps: int, device: torch.device) -> list[float]:
-    times = []
-    for _ in range(steps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return times
+class Case:
+    """One (mode, fused or plain visual path) on one model: a train step and an eval forward, like train.py."""
 
+    def __init__(self, mode: str, fused: bool, cfg: ModelConfig, batch, device: torch.device) -> None:
+        torch.manual_seed(0)
+        self.mode, self.fused, self.device = mode, fused, device
+        self.model = model = CMRAN(cfg).to(device)
+        model.fused_visual = fused
+        self.opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+        if mode in ("compile", "compile_bf16"):
+            self.run = torch.compile(model)
+        elif mode == "cudagraphs":
+            self.run = torch.compile(model, mode="reduce-overhead")
+        else:
+            self.run = model
+        self.bf16 = mode in ("bf16", "compile_bf16")
+        self.batch = batch
 
-def bench_mode(mode: str, args, device: torch.device) -> dict:
-    torch.manual_seed(0)
-    cfg = ModelConfig(setting=args.setting, features=args.features)
-    model = CMRAN(cfg).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=5e-4)
-    run = torch.compile(model) if mode == "compile" else model
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=mode == "bf16")
-    visual, audio, segments, videos = synthetic_batch(args.batch, cfg.visual_dim, device)
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
-    def train_step():
-        model.train()
-        with amp:
-            out = run(visual, audio)
-            loss = model.loss(out, segments, videos)
-        opt.zero_grad(set_to_none=True)
+    def train_step(self, run=None) -> None:
+        visual, audio, segments, videos = self.batch
+        self.model.train()
+        with self.autocast():
+            out = (run or self.run)(visual, audio)
+        out = type(out)(*(x.float() for x in out))
+        loss = self.model.loss(out, segments, videos)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
-        opt.step()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
+        self.opt.step()
 
-    def eval_forward():
-        model.eval()
-        with torch.no_grad(), amp:
-            run(visual, audio)
+    def eval_forward(self, run=None) -> None:
+        visual, audio = self.batch[:2]
+        self.model.eval()
+        with torch.no_grad(), self.autocast():
+            (run or self.run)(visual, audio)
 
-    result = {}
-    for name, fn in (("train_step", train_step), ("eval_forward", eval_forward)):
-        t0 = time.perf_counter()
-        for _ in range(args.warmup):
-            fn()
-        warm_s = time.perf_counter() - t0
-        ts = sorted(timed(fn, args.steps, device))
-        q = statistics.quantiles(ts, n=5) if len(ts) >= 2 else [ts[0]] * 4
-        result[name] = {"median_ms": statistics.median(ts), "p20_ms": q[0], "p80_ms": q[3], "warmup_s": warm_s}
-    return result
+    def floors(self) -> tuple[Floor, Floor]:
+        """The products of one eager step and one eager eval forward at this mode's dtype (compiled modes
+        run the same products, so they share their eager twin's floor)."""
+        floors = []
+        for fn in (self.train_step, self.eval_forward):
+            rec = ProductRecorder()
+            with rec:
+                fn(run=self.model)
+            floors.append(Floor(rec.calls, self.device))
+        return floors[0], floors[1]
 
 
-def main() -> int:
+def timed(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) * 1e3
+
+
+def summary(ts: list[float]) -> dict:
+    ts = sorted(ts)
+    q = statistics.quantiles(ts, n=5) if len(ts) >= 2 else [ts[0]] * 4
+    return {"median_ms": statistics.median(ts), "p20_ms": q[0], "p80_ms": q[3]}
+
+
+def bench_config(modes, backend: str, batch_size: int, args, device: torch.device) -> list[dict]:
+    dropout = 0.0 if args.like_for_like else 0.1
+    cfg = ModelConfig(setting=args.setting, features=args.features, backend=backend, dropout=dropout)
+    batch = synthetic_batch(batch_size, cfg.visual_dim, device)
+    cases = []
+    for mode in modes:
+        for fused in ((True, False) if args.compare_ref else (True,)):
+            case = Case(mode, fused, cfg, batch, device)
+            t0 = time.perf_counter()
+            for _ in range(args.warmup):
+                case.train_step()
+                case.eval_forward()
+            case.warmup_s = time.perf_counter() - t0
+            case.floor_step, case.floor_eval = case.floors()
+            for _ in range(max(1, args.warmup // 2)):
+                case.floor_step()
+                case.floor_eval()
+            case.times = {k: [] for k in ("train_step", "floor_step", "eval_forward", "floor_eval")}
+            cases.append(case)
+            print(f"  ready: B={batch_size} backend={backend} mode={mode}{'' if fused else ' (plain visual)'} "
+                  f"(warm-up {case.warmup_s:.1f} s)", flush=True)
+    for _ in range(args.steps):  # interleaved: every case's floor and step in turn
+        for case in cases:
+            case.times["floor_step"].append(timed(case.floor_step, device))
+            case.times["train_step"].append(timed(case.train_step, device))
+            case.times["floor_eval"].append(timed(case.floor_eval, device))
+            case.times["eval_forward"].append(timed(case.eval_forward, device))
+    rows = []
+    for case in cases:
+        s = {k: summary(v) for k, v in case.times.items()}
+        rows.append({
+            "batch": batch_size, "backend": backend, "dropout": dropout, "mode": case.mode,
+            "visual_path": "fused" if case.fused else "plain", "warmup_s": round(case.warmup_s, 2),
+            **{k: s[k] for k in s},
+            # each repetition's step over the floor timed just before it, then the median: load that
+            # comes and goes on a shared machine hits both halves of a pair alike
+            "train_ratio": statistics.median(a / b for a, b in zip(case.times["train_step"], case.times["floor_step"])),
+            "eval_ratio": statistics.median(a / b for a, b in zip(case.times["eval_forward"], case.times["floor_eval"])),
+            "floor_step_gflop": case.floor_step.flop / 1e9, "floor_eval_gflop": case.floor_eval.flop / 1e9,
+            "floor_step_products": len(case.floor_step.calls), "floor_eval_products": len(case.floor_eval.calls),
+            "samples_ms": {k: [round(x, 3) for x in v] for k, v in case.times.items()},
+        })
+    return rows
+
+
+# ---- CLI -----------------------------------------------------------------------------------------
+
+def _list(text: str, choices, name: str, p: argparse.ArgumentParser) -> list[str]:
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in items if x not in choices]
+    if bad or not items:
+        p.error(f"--{name} must be a comma list from {choices}, got {text!r}")
+    return items
+
+
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--modes", default=None, help=f"comma list from {MODES} (default eager,bf16,compile)")
+    p.add_argument("--backends", default="auto", help=f"comma list from {BACKENDS}")
+    p.add_argument("--batch", default="32", help="comma list of batch sizes")
     p.add_argument("--setting", default="supervised", choices=("supervised", "weak"))
     p.add_argument("--features", default="vgg19", choices=("vgg19", "resnet151"))
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--out", default=None, help="write results.json there")
-    args = p.parse_args()
-    modes = [m for m in args.modes.split(",") if m]
-    bad = [m for m in modes if m not in MODES]
-    if bad or args.batch < 1 or args.steps < 1:
-        p.error(f"--modes must be from {MODES} (got {bad}); --batch and --steps must be >= 1")
+    p.add_argument("--steps", type=int, default=10, help="timed repetitions per case")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default); the issue used 1")
+    p.add_argument("--compare-ref", action="store_true", help="also time the plain visual layers (fused_visual=False)")
+    p.add_argument("--out", default=None, help="write results.json there (atomically)")
+    args = p.parse_args(argv)
+    modes = _list(args.modes or "eager,bf16,compile", MODES, "modes", p)
+    backends = _list(args.backends, BACKENDS, "backends", p)
+    try:
+        batches = [int(b) for b in args.batch.split(",") if b.strip()]
+    except ValueError:
+        p.error(f"--batch must be a comma list of integers, got {args.batch!r}")
+    if not batches or min(batches) < 1 or args.steps < 1 or args.warmup < 0 or args.threads < 0:
+        p.error("--batch values and --steps must be >= 1, --warmup and --threads >= 0")
     device = torch.device(args.device)
+    if device.type not in ("cpu", "cuda"):
+        p.error(f"--device must be cpu or cuda, got {args.device!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: CUDA is not available")
+    if device.type == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
 
-    results = {m: bench_mode(m, args, device) for m in modes}
-    base = results.get("eager")
-    print(f"\nCMRAN {args.setting} {args.features}, B={args.batch}, device={device} "
-          f"({torch.cuda.get_device_name() if device.type == 'cuda' else platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads), torch {torch.__version__}")
-    print(f"{'mode':<9} {'train step ms (p20/p80)':>26} {'vs eager':>9} {'eval fwd ms (p20/p80)':>24} {'vs eager':>9}")
-    for m, r in results.items():
-        cells = []
-        for k in ("train_step", "eval_forward"):
-            x = r[k]
-            ratio = f"{base[k]['median_ms'] / x['median_ms']:.2f}x" if base else "-"
-            cells.append((f"{x['median_ms']:.1f} ({x['p20_ms']:.1f}/{x['p80_ms']:.1f})", ratio))
-        print(f"{m:<9} {cells[0][0]:>26} {cells[0][1]:>9} {cells[1][0]:>24} {cells[1][1]:>9}")
+    skipped = []
+    if device.type != "cuda" and "cudagraphs" in modes:
+        modes.remove("cudagraphs")
+        skipped.append("mode cudagraphs: skipped, CUDA graphs need --device cuda")
+    if device.type != "cuda" and "triton" in backends:
+        backends.remove("triton")
+        skipped.append("backend triton: skipped, the Triton kernels need a CUDA GPU")
+    if not modes or not backends:
+        p.error("nothing left to run on this device: " + "; ".join(skipped))
+    # backend triton applies no attention dropout: with it in the run, every backend runs dropout=0
+    args.like_for_like = "triton" in backends
+
+    cpu = cpu_description()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu["model"]
+    header = (f"CMRAN {args.setting} {args.features}, device={device} ({name}), torch {torch.__version__}, "
+              f"{torch.get_num_threads()} CPU thread(s)")
+    isa = (f"CPU instruction sets: {' / '.join(cpu['isa']) or 'unknown'}; torch CPU capability "
+           f"{cpu['torch_capability']}; native bf16: {'yes' if cpu['native_bf16'] else 'no'} ({cpu['native_bf16_why']})"
+           + (f"; dispatch env {cpu['dispatch_env']}" if cpu["dispatch_env"] else ""))
+    print(header)
+    print(isa)
+    for line in skipped:
+        print(line)
+    if args.like_for_like:
+        print("note: dropout=0 in the relation layers for every backend (backend triton applies none), "
+              "so the backends are compared like for like")
+
+    rows = []
+    for batch_size in batches:
+        for backend in backends:
+            rows += bench_config(modes, backend, batch_size, args, device)
+
+    print(f"\n{header}\n{isa}")
+    print(f"{'B':>4} {'backend':<9} {'mode':<13} {'path':<6} {'train ms':>9} {'floor':>8} {'ratio':>6}  "
+          f"{'eval ms':>8} {'floor':>7} {'ratio':>6}")
+    for r in rows:
+        print(f"{r['batch']:>4} {r['backend']:<9} {r['mode']:<13} {r['visual_path']:<6} "
+              f"{r['train_step']['median_ms']:>9.1f} {r['floor_step']['median_ms']:>8.1f} {r['train_ratio']:>5.2f}x  "
+              f"{r['eval_forward']['median_ms']:>8.1f} {r['floor_eval']['median_ms']:>7.1f} {r['eval_ratio']:>5.2f}x")
+    print("ratio: median over repetitions of (step ms / floor ms timed just before it); ms: medians")
+    if args.compare_ref:
+        print("fused visual path vs plain layers (median of plain ms / fused ms over repetitions, same run):")
+        for r in rows:
+            if r["visual_path"] != "fused":
+                continue
+            ref = next(x for x in rows if x["visual_path"] == "plain" and
+                       all(x[k] == r[k] for k in ("batch", "backend", "mode")))
+            paired = {k: statistics.median(a / b for a, b in zip(ref["samples_ms"][k], r["samples_ms"][k]))
+                      for k in ("train_step", "eval_forward")}  # the two run back to back in every repetition
+            r["speedup_vs_plain"] = paired
+            print(f"  B={r['batch']} {r['backend']} {r['mode']}: train {paired['train_step']:.2f}x, "
+                  f"eval {paired['eval_forward']:.2f}x")
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        meta = {"device": str(device), "torch": torch.__version__, "batch": args.batch, "setting": args.setting,
-                "features": args.features, "threads": torch.get_num_threads(), "time": time.strftime("%Y-%m-%d %H:%M")}
-        tmp = out / "results.json.tmp"
-        tmp.write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+        meta = {"device": str(device), "device_name": name, "cpu": cpu, "torch": torch.__version__,
+                "threads": torch.get_num_threads(), "setting": args.setting, "features": args.features,
+                "steps": args.steps, "warmup": args.warmup, "skipped": skipped, "like_for_like_dropout0":
+                args.like_for_like, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+                "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
+        tmp = out / f".results.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
         os.replace(tmp, out / "results.json")
+        print(f"wrote {out / 'results.json'}")
     return 0
 
 

@@ -7,6 +7,8 @@ a matrix product over it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 from torch import Tensor
@@ -23,10 +25,20 @@ def bit_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
         raise ValueError(f"p must be in [0, 1), got {p!r}")
     if not training or p == 0.0:
         return x
-    n = x.numel()
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-    keep = words.view(torch.int16)[:n].view(x.shape) >= (-32768 + round(p * 65536))
+    keep = bit_uniform16(x.shape, x.device) >= bit_threshold(p)
     return torch.where(keep, x * (1.0 / (1.0 - p)), 0.0)
+
+
+def bit_uniform16(shape: torch.Size | tuple[int, ...], device: torch.device) -> Tensor:
+    """Uniform int16 numbers of ``shape``, four per 64-bit word of torch's generator (``bit_dropout``'s draw)."""
+    n = math.prod(shape)
+    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
+    return words.view(torch.int16)[:n].view(shape)
+
+
+def bit_threshold(p: float) -> int:
+    """The int16 value below which ``bit_uniform16`` numbers fall with probability ``p`` (to 1/65536)."""
+    return -32768 + round(p * 65536)
 
 
 class BitDropout(nn.Module):

@@ -23,7 +23,7 @@ NUM_EVENT_CLASSES = BACKGROUND  # 28 events, background is index 28
 ARCHS = ("cmran", "audio_only", "visual_only", "audio_visual", "audio_visual_agva")
 VISUAL_ATTENTIONS = ("agsca", "agva", "average")
 WEAK_LOSS_INPUTS = ("scores", "logits")
-AMP_MODES = ("none", "bf16", "fp16")
+AMP_MODES = ("none", "bf16", "fp16", "auto")  # auto: resolved by train/evaluate (amp.py)
 INITS = ("default", "reference")
 
 # The recipe of the reference implementation (Xu et al., ACM MM 2020), per setting.
@@ -236,6 +236,7 @@ class TrainConfig:
     seed: int = 0  # model init, dropout and data order
     data_seed: int | None = None  # the synthetic data set's seed (build_datasets(seed=...)); None = 0
     amp: str = "none"
+    amp_auto: bool = False  # amp was chosen by "auto" on the run's device (amp then holds the choice)
     tf32: bool = False  # CUDA only: fp32 matrix products on TF32 tensor cores
     compile: bool = False
     device: str = "auto"

@@ -11,11 +11,13 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import sys
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .amp import resolve_amp
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import ConfigError, ModelConfig, TrainConfig, check_data
 from .model import CMRAN
@@ -68,7 +70,8 @@ def with_data(train_cfg: TrainConfig, data: str | None) -> TrainConfig:
 
 
 def autocast(device: torch.device, amp: str):
-    """bf16/fp16 autocast on the device, or nothing for ``amp="none"``."""
+    """bf16/fp16 autocast on the device, or nothing for ``amp="none"``; ``auto`` is resolved for the device."""
+    amp = resolve_amp(amp, device)[0]
     if amp == "none":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
@@ -175,7 +178,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default=None, choices=("none", "bf16", "fp16"), help="default: the training run's")
+    p.add_argument("--amp", default=None, choices=("none", "bf16", "fp16", "auto"), help="default: the training run's")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
@@ -191,7 +194,9 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device)
     train_cfg = with_data(ckpt["train_config"], args.data)
-    amp = train_cfg.amp if args.amp is None else args.amp
+    amp, note = resolve_amp(train_cfg.amp if args.amp is None else args.amp, device)
+    if args.amp == "auto":
+        print(note, file=sys.stderr if args.json else sys.stdout)
     dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
                                num_workers=args.num_workers)

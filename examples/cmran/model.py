@@ -43,6 +43,7 @@ from avattn import (
     supervised_localization_loss,
     weak_localization_loss,
 )
+from avattn.layers.fused_visual import fused_projected_agsca
 
 from .config import AUDIO_DIM, NUM_EVENT_CLASSES, ModelConfig
 
@@ -70,7 +71,12 @@ class CMRAN(nn.Module):
     Shapes: visual (B, T, H, W, C_v) or (B, T, N, C_v) float; audio (B, T, 128) float
     -> ``SupervisedOutput`` ((B, T), (B, 28)) or ``WeakOutput`` ((B, T), (B, 29) x 3),
     plus ``CMRANWeights`` when ``return_weights=True``.
+
+    ``fused_visual`` (default True): the pre-projection + AGSCA run as one fused function
+    (``avattn.layers.fused_visual``) with the same outputs and gradients; False runs the plain layers.
     """
+
+    fused_visual: bool = True
 
     def __init__(self, config: ModelConfig | None = None, *, device=None, dtype=None) -> None:
         super().__init__()
@@ -150,6 +156,11 @@ class CMRAN(nn.Module):
 
     def encode_visual(self, visual: Tensor, audio: Tensor) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """(B, T, H, W, C_v) -> (B, T, 512) segment features, spatial map, channel gates."""
+        if self.fused_visual and self.visual_proj is not None and isinstance(self.visual_attention, AGSCA):
+            linear, _, dropout = self.visual_proj
+            return fused_projected_agsca(
+                visual, audio, linear, self.visual_attention, dropout=dropout.p, training=self.training
+            )
         if self.visual_proj is not None:
             visual = self.visual_proj(visual)
         out, weights = self.visual_attention(visual, audio, return_weights=True)

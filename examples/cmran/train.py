@@ -19,6 +19,7 @@ run's recipe (and its result) does not depend on how many processes share it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
 import random
@@ -35,6 +36,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from .amp import resolve_amp
 from .checkpoint import (
     FORMAT,
     VERSION,
@@ -115,7 +117,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from OUT/last.pt (or the given checkpoint)")
     g.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
-    g.add_argument("--amp", default=d.amp, choices=AMP_MODES, help="autocast dtype (fp16 uses a GradScaler)")
+    g.add_argument("--amp", default=d.amp, choices=AMP_MODES, help="autocast dtype (fp16 uses a GradScaler); "
+                   "auto: bf16 where the device has native bf16 products (CUDA, AVX512-BF16/AMX CPUs), else none")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
     g.add_argument("--tf32", action="store_true", help="CUDA: fp32 matrix products on TF32 tensor cores (off: exact fp32)")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N, mps")
@@ -229,6 +232,10 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None
     if ddp:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     master = rank == 0
+    if cfg.amp == "auto":
+        amp, note = resolve_amp(cfg.amp, device)
+        cfg = dataclasses.replace(cfg, amp=amp, amp_auto=True)
+        _log(master, note)
     out = Path(cfg.out)
     progress = _Progress()
     if resume is not None and _same_file(resume, out / "last.pt"):

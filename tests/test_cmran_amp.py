@@ -1,0 +1,63 @@
+"""``--amp auto``: bf16 where the device has native bf16 products, float32 elsewhere; the choice is logged and stored."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from examples.cmran.__main__ import main as cli
+from examples.cmran.amp import native_bf16, resolve_amp
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--data", "synthetic", "--subset", "8", "--batch-size", "4", "--max-steps", "1", "--eval-batch-size", "8"]
+AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+@pytest.fixture(autouse=True)
+def _single_process(monkeypatch):
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _resolve_in_subprocess(env: dict) -> str:
+    code = "import torch; from examples.cmran.amp import resolve_amp; print(resolve_amp('auto', torch.device('cpu'))[0])"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_avx2_dispatch_counts_as_not_native_bf16():
+    assert _resolve_in_subprocess(AVX2) == "none"
+
+
+def test_cpu_choice_follows_the_dispatch_and_the_instructions():
+    native, why = native_bf16(torch.device("cpu"))
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert capability in why
+    if not capability.startswith("AVX512"):
+        assert not native
+    if native:  # then bf16 products must really run: a bf16 matmul through oneDNN
+        assert torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_amp("auto", torch.device("cpu"))[0] == ("bf16" if native else "none")
+    assert resolve_amp("fp16", torch.device("cpu")) == ("fp16", "amp=fp16")  # explicit modes pass through
+
+
+def test_train_stores_the_resolved_mode_and_that_it_was_auto(capsys, tmp_path):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = cli(["train", *TINY, "--epochs", "1", "--amp", "auto", "--out", str(tmp_path / "run")])
+    finally:
+        torch.set_num_threads(n)
+    stdout = capsys.readouterr().out
+    assert code == 0
+    expected = resolve_amp("auto", torch.device("cpu"))[0]
+    assert f"amp=auto -> {expected}" in stdout
+    train_cfg = json.loads((tmp_path / "run" / "config.json").read_text())["train"]
+    assert train_cfg["amp"] == expected and train_cfg["amp_auto"] is True
