@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import ConfigError, ModelConfig, TrainConfig, check_data
 from .model import CMRAN
+from .models import AnyConfig, build_model, model_name
 
 SPLITS = ("train", "val", "test")
 
@@ -74,7 +75,7 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
-def build_splits(model_cfg: ModelConfig, train_cfg: TrainConfig, splits: tuple[str, ...] = SPLITS) -> dict[str, Dataset]:
+def build_splits(model_cfg: AnyConfig, train_cfg: TrainConfig, splits: tuple[str, ...] = SPLITS) -> dict[str, Dataset]:
     """{"train", "val", "test"} datasets of the data package (or those of ``splits``); the first ``subset``
     videos if set. A data directory's features are checked for NaN/inf here, before any is used."""
     from .data import build_datasets  # imported here: the model and config do not need the data package
@@ -102,7 +103,7 @@ def to_device(batch, device: torch.device):
 
 @torch.no_grad()
 def evaluate_accuracy(
-    model: CMRAN,
+    model: CMRAN | torch.nn.Module,
     dataset: Dataset,
     *,
     device: torch.device,
@@ -156,14 +157,15 @@ def evaluate_accuracy(
     return correct / total, int(total)
 
 
-def load_trained_model(path: str, device: torch.device, *, backend: str = "auto") -> tuple[CMRAN, dict]:
-    """The model of a checkpoint, in eval mode, and the checkpoint dict.
+def load_trained_model(path: str, device: torch.device, *, backend: str = "auto") -> tuple[torch.nn.Module, dict]:
+    """The model of a checkpoint (any ``--model``), in eval mode, and the checkpoint dict.
 
     The attention backend does not change the weights: ``backend`` replaces the training run's, so a
     checkpoint trained with ``triton`` on a GPU evaluates anywhere.
     """
     ckpt = load_checkpoint(path)
-    model = CMRAN(dataclasses.replace(ckpt["model_config"], backend=backend))
+    cfg = ckpt["model_config"]
+    model = build_model(dataclasses.replace(cfg, backend=backend) if isinstance(cfg, ModelConfig) else cfg)
     load_model_state(model, ckpt["model"], path)
     return model.to(device).eval(), ckpt
 
@@ -196,7 +198,7 @@ def main(args: argparse.Namespace) -> int:
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
                                num_workers=args.num_workers)
     result = {"checkpoint": args.checkpoint, "split": args.split, "accuracy": acc, "segments": n,
-              "epoch": ckpt["epoch"], "setting": model.config.setting, "features": model.config.features}
+              "epoch": ckpt["epoch"], "model": model_name(model.config), "setting": model.config.setting, "features": model.config.features}
     if args.json:
         print(json.dumps(result, allow_nan=False))
     else:

@@ -1,4 +1,5 @@
-"""Run the ablation families over seeds and tabulate mean and spread (docs/cmran.md, Results).
+"""Run the ablation families (and the AVEL and PSP models) over seeds and tabulate mean and spread
+(docs/cmran.md, Results).
 
     python -m examples.cmran.sweep --setting supervised --seeds 0,1,2 --epochs 5 --out runs/sweep \
         [--only full,no_cmra] [--jobs 2] [--report] [-- extra train options]
@@ -42,7 +43,17 @@ FAMILIES: dict[str, tuple[list[str], tuple[float | None, float | None]]] = {
     "visual_only": (["--arch", "visual_only"], (55.3, None)),
     "audio_visual": (["--arch", "audio_visual"], (71.4, None)),
     "audio_visual_agva": (["--arch", "audio_visual_agva"], (72.7, None)),
+    # the other models on the same pipeline (docs/avel.md, docs/psp.md); each with its own recipe
+    "avel": (["--model", "avel"], (72.7, 66.7)),
+    "avel_dmrn": (["--model", "avel-dmrn"], (73.1, None)),
+    "psp": (["--model", "psp"], (77.8, 73.5)),
+    # AVEL's other rows: no reference code, reconstructions from the same parts
+    "avel_a": (["--model", "avel", "--avel-variant", "a"], (59.5, 53.4)),
+    "avel_v": (["--model", "avel", "--avel-variant", "v"], (55.3, 52.9)),
+    "avel_v_att": (["--model", "avel", "--avel-variant", "v_att"], (58.6, 55.6)),
+    "avel_av": (["--model", "avel", "--avel-variant", "av"], (71.4, 63.7)),
 }
+
 
 
 def run_one(name: str, seed: int, args: argparse.Namespace, threads: int) -> dict | None:
@@ -110,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in FAMILIES]
     if unknown:
         p.error(f"--only: unknown families {unknown}; choose from {list(FAMILIES)}")
+    if args.setting == "weak" and "avel_dmrn" in names:
+        if any(a.startswith("--only") for a in argv):
+            p.error("--only: avel_dmrn has no weak setting (the reference trains DMRN supervised only)")
+        names.remove("avel_dmrn")
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s]
     except ValueError:
