@@ -49,7 +49,7 @@ def describe(model: nn.Module) -> str:
         return describe_cmran(model)
     c, n = model.config, count_parameters(model)
     parts = [f"{k}={v}" for k, v in c.to_dict().items() if k != "model" and v is not None]
-    return f"{type(model).__name__}({', '.join(parts)}): {n:,} parameters ({n / 1e6:.2f} M)"
+    return f"{c.model.upper()}({', '.join(parts)}): {n:,} parameters ({n / 1e6:.2f} M)"
 
 
 __all__ = ["MODELS", "build_model", "config_from_dict", "describe", "model_name"]
