@@ -110,18 +110,24 @@ def test_imported_model_equals_the_reference_forward(tmp_path, model, setting, r
     state = {k: v.float().double() for k, v in reference_state(model, setting).items()}
     ours = import_run(tmp_path, state, model, setting)
     for b, t in SHAPES:
-        visual = torch.rand(b, t, 7, 7, 512, dtype=D)  # non-negative, like pool5 maps
-        audio = torch.randn(b, t, 128, dtype=D)
-        with torch.no_grad():
-            out = ours(visual, audio)
-            ref = avel_reference(visual.reshape(b, t, 49, 512), audio, state, reference)
+        visual = torch.rand(b, t, 7, 7, 512, dtype=D, requires_grad=True)  # non-negative, like pool5 maps
+        audio = torch.randn(b, t, 128, dtype=D, requires_grad=True)
+        out = ours(visual, audio)
+        ref = avel_reference(visual.reshape(b, t, 49, 512), audio, state, reference)
         if reference == "AV_att_weak":
-            torch.testing.assert_close(out.video_probs, ref[0])
-            torch.testing.assert_close(out.segment_logits, ref[1])
+            pairs = [(out.video_probs, ref[0]), (out.segment_logits, ref[1])]
             assert torch.equal(ours.predict(out), ref[1].argmax(-1))
         else:
-            torch.testing.assert_close(out.segment_logits.softmax(-1), ref)
+            pairs = [(out.segment_logits.softmax(-1), ref)]
             assert torch.equal(ours.predict(out), ref.argmax(-1))
+        for got, want in pairs:
+            torch.testing.assert_close(got, want)
+        # gradients with respect to both inputs, through every layer
+        seeds = [torch.randn_like(want) for _, want in pairs]
+        g_ours = torch.autograd.grad(sum((got * w).sum() for (got, _), w in zip(pairs, seeds)), (visual, audio))
+        g_ref = torch.autograd.grad(sum((want * w).sum() for (_, want), w in zip(pairs, seeds)), (visual, audio))
+        for g, r in zip(g_ours, g_ref):
+            torch.testing.assert_close(g, r)
 
 
 def test_attention_map_equals_the_reference_alpha(tmp_path):

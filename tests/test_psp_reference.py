@@ -139,20 +139,24 @@ def test_imported_model_equals_the_reference_forward(tmp_path, capsys, setting):
     unused = {"supervised": 10, "weak": 3}[setting]  # linear_v, v/a_classify, L3, L4 (10 keys) / temperature, W1, W2
     assert f"{unused} unused keys ignored" in capsys.readouterr().out
     for b, t in SHAPES:
-        visual = torch.rand(b, t, 7, 7, 512, dtype=D)
-        audio = torch.randn(b, t, 128, dtype=D)
-        with torch.no_grad():
-            out = ours(visual, audio)
-            ref = psp_reference(visual.reshape(b, t, 49, 512), audio, state, setting)
+        visual = torch.rand(b, t, 7, 7, 512, dtype=D, requires_grad=True)
+        audio = torch.randn(b, t, 128, dtype=D, requires_grad=True)
+        out = ours(visual, audio)
+        ref = psp_reference(visual.reshape(b, t, 49, 512), audio, state, setting)
         if setting == "supervised":
-            torch.testing.assert_close(out.segment_logits, ref[0])
-            torch.testing.assert_close(out.visual, ref[1])
-            torch.testing.assert_close(out.audio, ref[2])
+            pairs = [(out.segment_logits, ref[0]), (out.visual, ref[1]), (out.audio, ref[2])]
             assert torch.equal(ours.predict(out), ref[0].argmax(-1))
         else:
-            torch.testing.assert_close(out.video_probs, ref[0])
-            torch.testing.assert_close(out.segment_logits, ref[1])
+            pairs = [(out.video_probs, ref[0]), (out.segment_logits, ref[1])]
             assert torch.equal(ours.predict(out), ref[1].softmax(-1).argmax(-1))
+        for got, want in pairs:
+            torch.testing.assert_close(got, want)
+        # gradients with respect to both inputs (the pruning mask carries none, in both)
+        seeds = [torch.randn_like(want) for _, want in pairs]
+        g_ours = torch.autograd.grad(sum((got * w).sum() for (got, _), w in zip(pairs, seeds)), (visual, audio))
+        g_ref = torch.autograd.grad(sum((want * w).sum() for (_, want), w in zip(pairs, seeds)), (visual, audio))
+        for g, r in zip(g_ours, g_ref):
+            torch.testing.assert_close(g, r)
 
 
 def test_import_checks_used_keys_and_ignores_unused_ones(tmp_path, capsys):
