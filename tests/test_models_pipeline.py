@@ -311,3 +311,22 @@ def test_tiny_sweep_trains_a_new_model(tmp_path):
     assert sweep.main(args) == 0
     result = json.loads((tmp_path / "supervised" / "avel_dmrn" / "seed0" / "result.json").read_text())
     assert result["model"] == "avel-dmrn"
+
+
+@pytest.mark.parametrize("cfg", [AVELConfig(setting="weak"), AVELConfig(model="avel-dmrn"), PSPConfig()],
+                         ids=["avel-weak", "avel-dmrn", "psp"])
+def test_models_compile_fullgraph(cfg):
+    model = build_model(cfg).eval()
+    visual, audio = torch.rand(2, 3, 7, 7, 512), torch.randn(2, 3, 128)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with torch.no_grad():
+        for got, want in zip(compiled(visual, audio), model(visual, audio), strict=True):
+            torch.testing.assert_close(got, want)
+
+
+def test_bad_inputs_name_the_argument():
+    model = build_model(PSPConfig())
+    with pytest.raises(ValueError, match=r"visual must be a float tensor \(B, T, H, W, 512\)"):
+        model(torch.rand(2, 3, 7, 7, 2048), torch.randn(2, 3, 128))
+    with pytest.raises(ValueError, match=r"audio must be a float tensor \(B, T, 128\) with the B, T of visual \(2, 3\)"):
+        build_model(AVELConfig())(torch.rand(2, 3, 49, 512), torch.randn(2, 4, 128))
