@@ -173,7 +173,7 @@ def test_tiny_run_trains_evaluates_predicts_and_visualizes(capsys, tmp_path, mod
     assert type(ckpt["model_config"]).__name__ == ("PSPConfig" if model == "psp" else "AVELConfig")
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
 
-    code, stdout, err = run(capsys, "evaluate", "--checkpoint", out / "best.pt", "--json")
+    code, stdout, err = run(capsys, "evaluate", "--checkpoint", out / "best.pt", "--json", "--model", model)
     assert code == 0, err
     assert json.loads(stdout)["accuracy"] == pytest.approx(result["test_acc"])
     code, stdout, err = run(capsys, "predict", "--checkpoint", out / "best.pt", "--out", out / "events.jsonl")
@@ -253,11 +253,14 @@ def test_resume_continues_exactly(capsys, tmp_path):
     assert sb["scheduler"]["last_epoch"] == 4 and sb["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
 
 
-def test_resume_refuses_another_model(capsys, tmp_path):
+def test_resume_and_readers_refuse_another_model(capsys, tmp_path):
     out = tmp_path / "run"
     assert run(capsys, "train", *TINY, "--model", "avel", "--epochs", "1", "--out", out)[0] == 0
     code, _, err = run(capsys, "train", *TINY, "--model", "avel-dmrn", "--epochs", "2", "--out", out, "--resume")
     assert code == 1 and "model config differs" in err and "avel-dmrn" in err
+    for argv in (["evaluate"], ["predict", "--out", tmp_path / "e.jsonl"], ["visualize", "--out", tmp_path / "vis"]):
+        code, _, err = run(capsys, *argv, "--checkpoint", out / "best.pt", "--model", "psp")
+        assert code == 2 and "--model psp, but" in err and "holds a run of --model avel" in err
 
 
 def test_old_cmran_train_configs_read_as_epoch_milestones():

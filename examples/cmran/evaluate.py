@@ -157,14 +157,21 @@ def evaluate_accuracy(
     return correct / total, int(total)
 
 
-def load_trained_model(path: str, device: torch.device, *, backend: str = "auto") -> tuple[torch.nn.Module, dict]:
+def load_trained_model(path: str, device: torch.device, *, backend: str = "auto",
+                       model: str | None = None) -> tuple[torch.nn.Module, dict]:
     """The model of a checkpoint (any ``--model``), in eval mode, and the checkpoint dict.
+
+    ``model``: the model the caller expects (``--model``); None accepts the checkpoint's, another one
+    raises ``ConfigError``.
 
     The attention backend does not change the weights: ``backend`` replaces the training run's, so a
     checkpoint trained with ``triton`` on a GPU evaluates anywhere.
     """
     ckpt = load_checkpoint(path)
     cfg = ckpt["model_config"]
+    if model is not None and model != model_name(cfg):
+        raise ConfigError(f"--model {model}, but {str(path)!r} holds a run of --model {model_name(cfg)} "
+                          f"(leave --model out to use the checkpoint's)")
     model = build_model(dataclasses.replace(cfg, backend=backend) if isinstance(cfg, ModelConfig) else cfg)
     load_model_state(model, ckpt["model"], path)
     return model.to(device).eval(), ckpt
@@ -172,8 +179,16 @@ def load_trained_model(path: str, device: torch.device, *, backend: str = "auto"
 
 # ---- CLI ----------------------------------------------------------------------------------------
 
+def add_model_argument(p: argparse.ArgumentParser) -> None:
+    from .models import MODELS
+
+    p.add_argument("--model", default=None, choices=MODELS,
+                   help="the model the checkpoint must hold (default: whichever it holds)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train")
+    add_model_argument(p)
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto")
@@ -191,7 +206,7 @@ def main(args: argparse.Namespace) -> int:
     if args.data is not None:
         check_data(args.data)  # before the checkpoint is loaded
     device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device)
+    model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
     train_cfg = with_data(ckpt["train_config"], args.data)
     amp = train_cfg.amp if args.amp is None else args.amp
     dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]

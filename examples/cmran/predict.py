@@ -31,7 +31,16 @@ from torch.utils.data import DataLoader, Subset
 
 from .checkpoint import atomic_write
 from .config import ConfigError, check_data
-from .evaluate import SPLITS, autocast, build_splits, load_trained_model, resolve_device, to_device, with_data
+from .evaluate import (
+    SPLITS,
+    add_model_argument,
+    autocast,
+    build_splits,
+    load_trained_model,
+    resolve_device,
+    to_device,
+    with_data,
+)
 
 BACKGROUND = 28
 FORMATS = (".jsonl", ".csv")
@@ -137,6 +146,7 @@ def write_events(path: Path, records: list[dict]) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train or import-reference")
+    add_model_argument(p)
     p.add_argument("--out", required=True, help="FILE.jsonl (one line per video) or FILE.csv (one row per event)")
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
@@ -165,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
     if args.data is not None:
         check_data(args.data)
     device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device)
+    model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
     train_cfg = with_data(ckpt["train_config"], args.data)
     dataset = build_splits(model.config, train_cfg)[args.split]
     ids = dataset_video_ids(dataset)

@@ -26,7 +26,7 @@ import torch
 
 from .checkpoint import atomic_write
 from .config import ConfigError, check_out_dir
-from .evaluate import build_splits, load_trained_model, resolve_device, with_data
+from .evaluate import add_model_argument, build_splits, load_trained_model, resolve_device, with_data
 
 BACKGROUND = 28
 
@@ -115,6 +115,7 @@ def _memory_labels(variant: str, own: str, other: str, t_len: int, k_len: int) -
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True)
+    add_model_argument(p)
     p.add_argument("--out", required=True, help="directory for the PNGs")
     p.add_argument("--num-videos", type=int, default=4)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -134,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
 
     device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device, backend="reference")  # the one returning weights
+    model, ckpt = load_trained_model(args.checkpoint, device, backend="reference", model=args.model)  # the one returning weights
     cfg = model.config
     train_cfg = with_data(ckpt["train_config"], args.data)
     dataset = build_splits(cfg, train_cfg, (args.split,))[args.split]
