@@ -117,6 +117,7 @@ def test_model_configs_fill_and_refuse_options():
         (lambda: PSPConfig(avps_weight=0, avps_target="stale"), "no effect with avps_weight=0"),
         (lambda: PSPConfig(avps_target="old"), "avps_target must be one of"),
         (lambda: TrainConfig(lr_unit="batch").resolve("supervised", "avel"), "lr_unit must be one of"),
+        (lambda: TrainConfig(lr_unit="epoch").resolve("supervised", "avel"), "give lr_milestones"),
         (lambda: TrainConfig(select_on="train").resolve("supervised", "psp"), "select_on must be one of"),
         (lambda: TrainConfig(shuffle="no").resolve("supervised", "psp"), "shuffle must be a boolean"),
         (lambda: TrainConfig().resolve("weak", "avel-dmrn"), "has no 'weak' recipe"),

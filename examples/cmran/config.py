@@ -282,6 +282,10 @@ class TrainConfig:
         if (model, setting) not in RECIPES:
             raise ConfigError(f"model {model!r} has no {setting!r} recipe; models and settings: {sorted(RECIPES)}")
         recipe = RECIPES[(model, setting)]
+        if self.lr_unit in LR_UNITS and self.lr_unit != recipe["lr_unit"] and self.lr_milestones is None:
+            raise ConfigError(f"lr_unit={self.lr_unit!r} changes what the milestones count, but lr_milestones is unset "
+                              f"(the {model} recipe's {recipe['lr_milestones']} count {recipe['lr_unit']}s): give "
+                              f"lr_milestones (--lr-milestones) in {self.lr_unit}s")
         filled = {k: v if getattr(self, k) is None else getattr(self, k) for k, v in recipe.items()}
         filled["lr_milestones"] = tuple(filled["lr_milestones"])
         cfg = dataclasses.replace(
