@@ -1,5 +1,9 @@
 """``python -m examples.cmran {train,evaluate,visualize,export-synthetic,import-reference,predict} ...``
 
+``train``, ``evaluate``, ``predict``, ``visualize`` and ``import-reference`` serve CMRAN (default) and the
+other models of ``--model`` (AVEL, AVEL-DMRN, PSP); a run folder records its model, so the commands that
+read a checkpoint need no ``--model``.
+
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``.
 Bad option values are refused (exit status 2) before any work; an unusable checkpoint or data file, or a
 non-finite model output, exits with 1; Ctrl-C exits with 130 after one line saying what was saved.
@@ -13,17 +17,18 @@ import os
 import sys
 
 SUBCOMMANDS = {
-    "train": ("train", "train CMRAN (or an ablation/baseline); torchrun for several processes"),
+    "train": ("train", "train CMRAN (an ablation/baseline), AVEL or PSP (--model); torchrun for several processes"),
     "evaluate": ("evaluate", "segment accuracy of a checkpoint on a split"),
-    "visualize": ("visualize", "AGSCA spatial maps and CMRA attention of a checkpoint (PNGs)"),
+    "visualize": ("visualize", "AGSCA/AGVA spatial maps, CMRA attention or PSP weights of a checkpoint (PNGs)"),
     "export-synthetic": ("export", "write the synthetic AVE data set in the real release's file layout"),
-    "import-reference": ("import_reference", "convert a reference implementation's .pth.tar into a run folder"),
+    "import-reference": ("import_reference", "convert a reference implementation's state dict (CMRAN, AVEL, PSP) "
+                                             "into a run folder"),
     "predict": ("predict", "the events a checkpoint finds in each video (category, start, end), as JSONL or CSV"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m examples.cmran", description="CMRAN on AVE: train, evaluate, visualize, predict, export synthetic data, import reference checkpoints.")
+    parser = argparse.ArgumentParser(prog="python -m examples.cmran", description="CMRAN, AVEL and PSP on AVE: train, evaluate, visualize, predict, export synthetic data, import reference checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
     for name, (module, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

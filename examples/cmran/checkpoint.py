@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import RESUMABLE_CHANGES, ConfigError, ModelConfig, TrainConfig
+from .config import RESUMABLE_CHANGES, ConfigError, TrainConfig
+from .models import AnyConfig, config_from_dict
 
 FORMAT = "avattn-cmran-checkpoint"
 VERSION = 1
@@ -136,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks the entries {missing}")
     try:
-        ckpt["model_config"] = ModelConfig.from_dict(ckpt["model_config"])
+        ckpt["model_config"] = config_from_dict(ckpt["model_config"])
         ckpt["train_config"] = TrainConfig.from_dict(ckpt["train_config"])
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} holds an invalid config: {exc}") from exc
@@ -187,11 +188,11 @@ def _tensors(tree, key: str = ""):
             yield from _tensors(v, f"{key}[{i}]")
 
 
-def check_resumable(ckpt: dict, model_config: ModelConfig, train_config: TrainConfig, path) -> None:
+def check_resumable(ckpt: dict, model_config: AnyConfig, train_config: TrainConfig, path) -> None:
     """The run being resumed must have the same architecture and recipe (epochs etc. may change)."""
     if ckpt["model_config"] != model_config:
         a, b = ckpt["model_config"].to_dict(), model_config.to_dict()
-        diff = {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+        diff = {k: (a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
         raise CheckpointError(
             f"cannot resume from {str(path)!r}: its model config differs (field: (checkpoint, now)) {diff}"
         )

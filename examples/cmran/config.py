@@ -30,6 +30,26 @@ INITS = ("default", "reference")
 INTERACTION_HEADS = {"supervised": 4, "weak": 2}
 LR_MILESTONES = {"supervised": (10, 20, 30), "weak": (5, 20, 40)}
 GRAD_CLIP = {"supervised": 0.1, "weak": 0.5}
+LR_UNITS = ("epoch", "step")
+SELECTIONS = ("val", "test", "last")
+
+# Each model's reference recipe per setting (docs/cmran.md, docs/avel.md, docs/psp.md): epochs, global
+# batch, Adam lr, lr milestones, lr factor, their unit, gradient-norm clip (0 = none).
+RECIPES = {
+    ("cmran", s): {"epochs": 200, "batch_size": 32, "lr": 5e-4, "lr_milestones": LR_MILESTONES[s],
+                   "lr_gamma": 0.5, "lr_unit": "epoch", "grad_clip": GRAD_CLIP[s]}
+    for s in SETTINGS
+}
+# AVEL: StepLR(15,000 iterations, x0.1) stepped before each update, so update 15,000 is the first at 1e-4:
+# here the scheduler steps after each update, hence 14,999.
+RECIPES[("avel", "supervised")] = {"epochs": 300, "batch_size": 64, "lr": 1e-3, "lr_milestones": (14999,),
+                                   "lr_gamma": 0.1, "lr_unit": "step", "grad_clip": 0.0}
+RECIPES[("avel", "weak")] = {**RECIPES[("avel", "supervised")], "epochs": 250}
+RECIPES[("avel-dmrn", "supervised")] = RECIPES[("avel", "supervised")]
+# PSP: lr x0.8 after epochs 60 and 120 (supervised) / 80 and 160 (weak).
+RECIPES[("psp", "supervised")] = {"epochs": 300, "batch_size": 128, "lr": 1e-3, "lr_milestones": (60, 120),
+                                  "lr_gamma": 0.8, "lr_unit": "epoch", "grad_clip": 0.0}
+RECIPES[("psp", "weak")] = {**RECIPES[("psp", "supervised")], "lr_milestones": (80, 160)}
 
 
 class ConfigError(ValueError):
@@ -222,17 +242,30 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The recipe: Adam, MultiStepLR x0.5, gradient-norm clipping; model selection on val."""
+    """The recipe: Adam, MultiStepLR, gradient-norm clipping; model selection on val.
+
+    ``None`` fields are the model's reference recipe (``RECIPES``), filled by ``resolve``: CMRAN 200
+    epochs, batch 32, lr 5e-4 x0.5 at epochs 10,20,30 (weak 5,20,40), clip 0.1 (weak 0.5).
+    lr_unit: "epoch" (milestones count epochs) or "step" (optimizer steps, AVEL's schedule).
+    shuffle: reshuffle the training videos every epoch; False keeps the stored order in fixed
+        consecutive batches (the AVEL scripts' practice).
+    select_on: the split whose accuracy picks best.pt: "val"; "test" (the PSP scripts' practice, which
+        makes the reported test accuracy a best-of-epochs figure); "last" (the last epoch, as AVEL's weak
+        script ends up doing).
+    """
 
     data: str = "synthetic"
     difficulty: float | None = None  # synthetic data only (None = the generator's default)
     out: str = "runs/cmran"
-    epochs: int = 200
-    batch_size: int = 32  # global: split evenly over the DDP processes
-    lr: float = 5e-4
-    lr_milestones: tuple[int, ...] | None = None  # None = 10,20,30 supervised / 5,20,40 weak
-    lr_gamma: float = 0.5
-    grad_clip: float | None = None  # None = 0.1 supervised / 0.5 weak; 0 disables
+    epochs: int | None = None
+    batch_size: int | None = None  # global: split evenly over the DDP processes
+    lr: float | None = None
+    lr_milestones: tuple[int, ...] | None = None
+    lr_gamma: float | None = None
+    grad_clip: float | None = None  # 0 disables
+    lr_unit: str | None = None
+    shuffle: bool = True
+    select_on: str = "val"
     seed: int = 0  # model init, dropout and data order
     data_seed: int | None = None  # the synthetic data set's seed (build_datasets(seed=...)); None = 0
     amp: str = "none"
@@ -245,12 +278,20 @@ class TrainConfig:
     subset: int | None = None  # use only the first N videos of each split (tiny test runs)
     eval_batch_size: int = 64
 
-    def resolve(self, setting: str) -> TrainConfig:
-        """Fill the setting-dependent recipe defaults, then validate."""
+    def resolve(self, setting: str, model: str = "cmran") -> TrainConfig:
+        """Fill the model's and setting's recipe defaults, then validate."""
+        if (model, setting) not in RECIPES:
+            raise ConfigError(f"model {model!r} has no {setting!r} recipe; models and settings: {sorted(RECIPES)}")
+        recipe = RECIPES[(model, setting)]
+        if self.lr_unit in LR_UNITS and self.lr_unit != recipe["lr_unit"] and self.lr_milestones is None:
+            raise ConfigError(f"lr_unit={self.lr_unit!r} changes what the milestones count, but lr_milestones is unset "
+                              f"(the {model} recipe's {recipe['lr_milestones']} count {recipe['lr_unit']}s): give "
+                              f"lr_milestones (--lr-milestones) in {self.lr_unit}s")
+        filled = {k: v if getattr(self, k) is None else getattr(self, k) for k, v in recipe.items()}
+        filled["lr_milestones"] = tuple(filled["lr_milestones"])
         cfg = dataclasses.replace(
             self,
-            lr_milestones=tuple(LR_MILESTONES[setting] if self.lr_milestones is None else self.lr_milestones),
-            grad_clip=GRAD_CLIP[setting] if self.grad_clip is None else self.grad_clip,
+            **filled,
             data_seed=0 if self.data_seed is None and self.data == "synthetic" else self.data_seed,
         )
         cfg.validate()
@@ -285,6 +326,10 @@ class TrainConfig:
             isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float)) or not self.grad_clip >= 0
         ):
             raise ConfigError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
+        _choice("lr_unit", self.lr_unit, LR_UNITS)
+        if not isinstance(self.shuffle, bool):
+            raise ConfigError(f"shuffle must be a boolean, got {self.shuffle!r}")
+        _choice("select_on", self.select_on, SELECTIONS)
         _int("seed", self.seed, 0, SEED_MAX)
         if self.data_seed is not None:
             if self.data != "synthetic":
@@ -313,6 +358,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = _known(cls, d, "train config")
+        d.setdefault("lr_unit", "epoch")  # written before lr_unit existed: CMRAN's epoch milestones
         if d.get("lr_milestones") is not None:
             d["lr_milestones"] = tuple(d["lr_milestones"])
         return cls(**d)

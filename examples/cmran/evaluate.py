@@ -21,6 +21,7 @@ from .amp import resolve_amp
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
 from .config import ConfigError, ModelConfig, TrainConfig, check_data
 from .model import CMRAN
+from .models import AnyConfig, build_model, model_name
 
 SPLITS = ("train", "val", "test")
 
@@ -77,7 +78,7 @@ def autocast(device: torch.device, amp: str):
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
-def build_splits(model_cfg: ModelConfig, train_cfg: TrainConfig, splits: tuple[str, ...] = SPLITS) -> dict[str, Dataset]:
+def build_splits(model_cfg: AnyConfig, train_cfg: TrainConfig, splits: tuple[str, ...] = SPLITS) -> dict[str, Dataset]:
     """{"train", "val", "test"} datasets of the data package (or those of ``splits``); the first ``subset``
     videos if set. A data directory's features are checked for NaN/inf here, before any is used."""
     from .data import build_datasets  # imported here: the model and config do not need the data package
@@ -105,7 +106,7 @@ def to_device(batch, device: torch.device):
 
 @torch.no_grad()
 def evaluate_accuracy(
-    model: CMRAN,
+    model: CMRAN | torch.nn.Module,
     dataset: Dataset,
     *,
     device: torch.device,
@@ -159,22 +160,38 @@ def evaluate_accuracy(
     return correct / total, int(total)
 
 
-def load_trained_model(path: str, device: torch.device, *, backend: str = "auto") -> tuple[CMRAN, dict]:
-    """The model of a checkpoint, in eval mode, and the checkpoint dict.
+def load_trained_model(path: str, device: torch.device, *, backend: str = "auto",
+                       model: str | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model of a checkpoint (any ``--model``), in eval mode, and the checkpoint dict.
+
+    ``model``: the model the caller expects (``--model``); None accepts the checkpoint's, another one
+    raises ``ConfigError``.
 
     The attention backend does not change the weights: ``backend`` replaces the training run's, so a
     checkpoint trained with ``triton`` on a GPU evaluates anywhere.
     """
     ckpt = load_checkpoint(path)
-    model = CMRAN(dataclasses.replace(ckpt["model_config"], backend=backend))
+    cfg = ckpt["model_config"]
+    if model is not None and model != model_name(cfg):
+        raise ConfigError(f"--model {model}, but {str(path)!r} holds a run of --model {model_name(cfg)} "
+                          f"(leave --model out to use the checkpoint's)")
+    model = build_model(dataclasses.replace(cfg, backend=backend) if isinstance(cfg, ModelConfig) else cfg)
     load_model_state(model, ckpt["model"], path)
     return model.to(device).eval(), ckpt
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
 
+def add_model_argument(p: argparse.ArgumentParser) -> None:
+    from .models import MODELS
+
+    p.add_argument("--model", default=None, choices=MODELS,
+                   help="the model the checkpoint must hold (default: whichever it holds)")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train")
+    add_model_argument(p)
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto")
@@ -192,7 +209,7 @@ def main(args: argparse.Namespace) -> int:
     if args.data is not None:
         check_data(args.data)  # before the checkpoint is loaded
     device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device)
+    model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
     train_cfg = with_data(ckpt["train_config"], args.data)
     amp, note = resolve_amp(train_cfg.amp if args.amp is None else args.amp, device)
     if args.amp == "auto":
@@ -201,7 +218,7 @@ def main(args: argparse.Namespace) -> int:
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
                                num_workers=args.num_workers)
     result = {"checkpoint": args.checkpoint, "split": args.split, "accuracy": acc, "segments": n,
-              "epoch": ckpt["epoch"], "setting": model.config.setting, "features": model.config.features}
+              "epoch": ckpt["epoch"], "model": model_name(model.config), "setting": model.config.setting, "features": model.config.features}
     if args.json:
         print(json.dumps(result, allow_nan=False))
     else:

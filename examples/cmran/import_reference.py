@@ -1,7 +1,12 @@
 """Reference checkpoints in: a ``.pth.tar`` of the paper's public code -> an avattn run folder.
 
     python -m examples.cmran import-reference model_epoch_..._best_model.pth.tar --setting supervised --out runs/ref
+    python -m examples.cmran import-reference AV_att.state_dict --model avel --setting supervised --out runs/avel
     python -m examples.cmran evaluate --checkpoint runs/ref/best.pt --data /data/AVE
+
+``--model``: cmran (Xu et al.'s CMRAN), avel (Tian et al.'s ``AV_att`` / ``AV_att_weak``), avel-dmrn
+(``DMRN``), psp (Zhou et al.'s ``psp_net``, supervised and weak). The AVEL and PSP scripts save whole
+pickled modules (no ``module.`` prefix): convert them to state dicts with the one-liner below.
 
 The reference's training scripts save ``model.state_dict()`` of an ``nn.DataParallel``-wrapped
 float64 model (keys prefixed ``module.``); a dict holding it under ``'state_dict'`` is read too.
@@ -32,9 +37,12 @@ from pathlib import Path
 
 import torch
 
+from .avel import AVELConfig
 from .checkpoint import FORMAT, VERSION, CheckpointError, rng_state, save_checkpoint, write_json
 from .config import SETTINGS, ConfigError, ModelConfig, TrainConfig
-from .model import CMRAN, count_parameters
+from .model import count_parameters
+from .models import AnyConfig, build_model
+from .psp import PSPConfig
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "module."
@@ -56,8 +64,9 @@ class ReferenceModel:
     """What importing one reference model takes: its key list, its config, its key map."""
 
     keys_file: Path
-    config: Callable[[str], ModelConfig]  # setting -> the reference architecture as a ModelConfig
-    key_map: Callable[[ModelConfig], KeyMap]
+    config: Callable[[str], AnyConfig]  # setting -> the reference architecture as a model config
+    key_map: Callable[[AnyConfig], KeyMap]
+    sections: Mapping[str, str] | None = None  # setting -> the key file's first column (None: the setting)
 
 
 def _linear(ours: str, theirs: str) -> KeyMap:
@@ -113,23 +122,76 @@ def cmran_key_map(cfg: ModelConfig) -> KeyMap:
     return out
 
 
+def _rename(prefixes: dict[str, str], keys: list[str]) -> KeyMap:
+    """avattn name -> reference key for every key whose prefix the table renames (reference -> avattn)."""
+    out: KeyMap = {}
+    for key in keys:
+        (prefix,) = [p for p in prefixes if key.startswith(p)]
+        out[prefixes[prefix] + key[len(prefix):]] = (key, None)
+    return out
+
+
+_AGVA = {"affine_audio.": "attention.audio_hidden.", "affine_video.": "attention.visual_hidden.",
+         "affine_v.": "attention.visual_key.", "affine_g.": "attention.audio_key.", "affine_h.": "attention.score."}
+_AVEL = {**_AGVA, "lstm_audio.": "audio_lstm.", "lstm_video.": "visual_lstm.", "L1.": "classifier.hidden.",
+         "L2.": "classifier.output.", "U_v.": "fusion.visual_transform.", "U_a.": "fusion.audio_transform."}
+_PSP = {**{f"attention.{k}": v for k, v in _AGVA.items()},
+        "fa.": "audio_projection.", "fv.": "visual_projection.", "linear_v.": "visual_projection.",
+        "lstm_a_v.lstm_audio.": "audio_lstm.", "lstm_a_v.lstm_video.": "visual_lstm.",
+        "psp.v_L1.": "psp.visual_value.", "psp.v_L2.": "psp.visual_query.", "psp.a_L1.": "psp.audio_key.",
+        "psp.a_L2.": "psp.audio_value.", "psp.v_fc.": "psp.visual_out.", "psp.a_fc.": "psp.audio_out.",
+        "psp.layer_norm.": "psp.norm.", "L1.": "classifier.hidden.", "L2.": "classifier.output.",
+        "W3.": "weighting.score_weight."}
+AVEL_SECTIONS = {"supervised": "AV_att", "weak": "AV_att_weak"}
+PSP_SECTIONS = {"supervised": "fully_model.psp_net", "weak": "weakly_model.psp_net"}
+
+
+def avel_key_map(cfg: AVELConfig) -> KeyMap:
+    """AVEL's names: ``affine_*`` AGVA (``affine_v``/``affine_g`` W_v/W_g, ``affine_h`` w), ``lstm_audio`` /
+    ``lstm_video`` the BiLSTMs, ``L1``/``L2`` the head, ``U_v``/``U_a`` DMRN's transforms."""
+    section = "DMRN" if cfg.model == "avel-dmrn" else AVEL_SECTIONS[cfg.setting]
+    return _rename(_AVEL, [k.key for k in _read_keys(HERE / "reference_keys_avel.tsv", section) if k.used])
+
+
+def psp_key_map(cfg: PSPConfig) -> KeyMap:
+    """PSP's names: ``fa``/``fv`` (supervised) or ``linear_v`` (weak) the projections, ``attention`` AGVA,
+    ``lstm_a_v`` the BiLSTMs, ``psp`` the PSP module (``v_L1`` v1, ``v_L2`` v2, ``a_L1`` a1, ``a_L2`` a2,
+    ``*_fc`` the output maps, ``layer_norm``), ``L1``/``L2`` the head, ``W3`` the weighting branch."""
+    return _rename(_PSP, [k.key for k in _read_keys(HERE / "reference_keys_psp.tsv", PSP_SECTIONS[cfg.setting])
+                          if k.used])
+
+
 REFERENCE_MODELS: dict[str, ReferenceModel] = {
     "cmran": ReferenceModel(HERE / "reference_keys_cmran.tsv", lambda setting: ModelConfig(setting=setting),
                             cmran_key_map),
+    "avel": ReferenceModel(HERE / "reference_keys_avel.tsv", lambda setting: AVELConfig(setting=setting),
+                           avel_key_map, AVEL_SECTIONS),
+    "avel-dmrn": ReferenceModel(HERE / "reference_keys_avel.tsv", lambda setting: AVELConfig(model="avel-dmrn"),
+                                avel_key_map, {"supervised": "DMRN"}),
+    "psp": ReferenceModel(HERE / "reference_keys_psp.tsv", lambda setting: PSPConfig(setting=setting),
+                          psp_key_map, PSP_SECTIONS),
 }
+
+
+def _read_keys(path: Path, section: str) -> list[ReferenceKey]:
+    """The rows of a key file whose first column is ``section``, in order (``module.`` stripped)."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        row_section, key, shape, use = line.split("\t")
+        if row_section == section and key != "key":
+            dims = tuple(int(d) for d in shape.split("x"))
+            out.append(ReferenceKey(key.removeprefix(PREFIX), dims, use == "used"))
+    return out
 
 
 def read_reference_keys(model: str, setting: str) -> list[ReferenceKey]:
     """The keys the reference saves for ``setting``, in its order (``module.`` stripped)."""
-    out = []
-    for line in REFERENCE_MODELS[model].keys_file.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#") or line.startswith("setting\t"):
-            continue
-        row_setting, key, shape, use = line.split("\t")
-        if row_setting == setting:
-            dims = tuple(int(d) for d in shape.split("x"))
-            out.append(ReferenceKey(key.removeprefix(PREFIX), dims, use == "used"))
-    return out
+    ref = REFERENCE_MODELS[model]
+    if ref.sections is not None and setting not in ref.sections:
+        raise ConfigError(f"--model {model} has no {setting!r} reference checkpoint (settings: {tuple(ref.sections)})")
+    return _read_keys(ref.keys_file, setting if ref.sections is None else ref.sections[setting])
 
 
 def _fmt(shape) -> str:
@@ -148,7 +210,7 @@ def read_reference_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor
         raise CheckpointError(
             f"reference checkpoint {str(path)!r} could not be read with weights_only=True ({type(exc).__name__}: "
             f"{first}). If it pickles the whole model, save its state_dict() with the reference code first "
-            "(see docs/cmran.md, 'Reference checkpoints in')"
+            "(see docs/cmran.md, 'Reference checkpoints in'; docs/avel.md and docs/psp.md for AVEL and PSP)"
         ) from exc
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
@@ -165,7 +227,7 @@ def convert_reference(
     state: Mapping[str, torch.Tensor], *, model: str = "cmran", setting: str = "supervised",
     dtype: torch.dtype = torch.float32, source: str = "the reference checkpoint",
 ) -> tuple[ModelConfig, dict[str, torch.Tensor], int]:
-    """(model config, avattn state dict in ``dtype``, number of keys ignored) of a reference state dict.
+    """(model config, avattn state dict in ``dtype``, number of keys ignored) of a reference state dict of ``model``.
 
     ``state`` keys may carry the ``module.`` prefix. Raises ``CheckpointError`` naming the first used key
     that is missing, misshapen, not floating point or not finite.
@@ -216,10 +278,10 @@ def _check_out(out: Path, overwrite: bool) -> None:
                           "replace it, or choose another --out")
 
 
-def write_run(out: Path, cfg: ModelConfig, state: dict[str, torch.Tensor], train_cfg: TrainConfig,
+def write_run(out: Path, cfg: AnyConfig, state: dict[str, torch.Tensor], train_cfg: TrainConfig,
               imported: dict) -> None:
     """best.pt (a training checkpoint at epoch 0) + config.json; stale run files of an earlier run removed."""
-    model = CMRAN(cfg)
+    model = build_model(cfg)
     model.load_state_dict(state)
     optimizer = torch.optim.Adam(model.parameters(), lr=train_cfg.lr)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(train_cfg.lr_milestones), gamma=train_cfg.lr_gamma)
@@ -242,9 +304,10 @@ def write_run(out: Path, cfg: ModelConfig, state: dict[str, torch.Tensor], train
 # ---- CLI ----------------------------------------------------------------------------------------
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a reference .pth.tar (state dict, keys with or without 'module.')")
+    p.add_argument("checkpoint", help="a reference state dict (.pth.tar; keys with or without 'module.')")
     p.add_argument("--setting", required=True, choices=SETTINGS, help="the script that trained it")
-    p.add_argument("--model", default="cmran", choices=tuple(REFERENCE_MODELS))
+    p.add_argument("--model", default="cmran", choices=tuple(REFERENCE_MODELS),
+                   help="cmran (default), avel (AV_att / AV_att_weak), avel-dmrn (DMRN), psp (psp_net)")
     p.add_argument("--out", required=True, help="the run folder to write (best.pt, config.json)")
     p.add_argument("--data", default="synthetic",
                    help="the data that evaluate/visualize/predict use by default: the AVE release directory "
@@ -255,7 +318,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out(out, args.overwrite)
-    train_cfg = TrainConfig(data=args.data, out=str(out)).resolve(args.setting)  # validates --data
+    read_reference_keys(args.model, args.setting)  # a setting the model has
+    train_cfg = TrainConfig(data=args.data, out=str(out)).resolve(args.setting, args.model)  # validates --data
     state = read_reference_checkpoint(args.checkpoint)
     cfg, converted, ignored = convert_reference(state, model=args.model, setting=args.setting,
                                                 source=f"reference checkpoint {args.checkpoint!r}")

@@ -5,10 +5,11 @@ Axis legend: b batch, t segments (10 one-second segments), k classes.
     python -m examples.cmran predict --checkpoint runs/demo/best.pt --out runs/demo/events.jsonl
     python -m examples.cmran predict --checkpoint runs/ref/best.pt --data /data/AVE --videos EsfJpLbBeb4 --out ev.csv
 
-Segment labels come from ``CMRAN.predict`` (``avattn.predict_segments``: event where
-``sigmoid(s_t) > 0.5``, with the argmax category). Consecutive segments with the same event label
-form one event: (category, start second, end second, relevance = mean ``sigmoid(s_t)`` over its
-segments); background is left out. Segment t covers seconds [t, t + 1), so an event over segments
+Segment labels come from the model's ``predict`` (CMRAN: ``avattn.predict_segments``, event where
+``sigmoid(s_t) > 0.5``, with the argmax category; AVEL and PSP: the argmax over the 29 classes).
+Consecutive segments with the same event label form one event: (category, start second, end second,
+relevance = mean over its segments of ``sigmoid(s_t)`` for CMRAN, of the softmax probability of the
+segment's predicted class for AVEL and PSP); background is left out. Segment t covers seconds [t, t + 1), so an event over segments
 2..4 runs from 2 to 5, as in the AVE annotations. Category names are the data's ``categories.txt``
 (synthetic data: the real AVE categories).
 
@@ -30,7 +31,16 @@ from torch.utils.data import DataLoader, Subset
 
 from .checkpoint import atomic_write
 from .config import ConfigError, check_data
-from .evaluate import SPLITS, autocast, build_splits, load_trained_model, resolve_device, to_device, with_data
+from .evaluate import (
+    SPLITS,
+    add_model_argument,
+    autocast,
+    build_splits,
+    load_trained_model,
+    resolve_device,
+    to_device,
+    with_data,
+)
 
 BACKGROUND = 28
 FORMATS = (".jsonl", ".csv")
@@ -56,6 +66,9 @@ def dataset_video_ids(dataset) -> list[str]:
     ``sample_I`` where a release directory's labels did not come from its annotations)."""
     from .data.meta import META_DIR, read_annotations, read_categories
 
+    if isinstance(dataset, Subset):  # a run trained with --subset: the first videos of the split
+        ids = dataset_video_ids(dataset.dataset)
+        return [ids[i] for i in dataset.indices]
     meta = getattr(getattr(dataset, "generator", None), "meta", None)
     if meta is not None:
         annotations = meta.annotations
@@ -80,9 +93,17 @@ def category_names(dataset) -> list[str]:
     """The 28 event category names of the data set's ``categories.txt``, then "background"."""
     from .data.meta import META_DIR, read_categories
 
-    root = getattr(dataset, "root", None)
+    root = getattr(dataset.dataset if isinstance(dataset, Subset) else dataset, "root", None)
     path = root / "categories.txt" if root is not None and (root / "categories.txt").is_file() else None
     return read_categories(path if path is not None else META_DIR / "categories.txt") + ["background"]
+
+
+def segment_relevance(output) -> torch.Tensor:
+    """(B, T): CMRAN's event probability sigmoid(s_t), or, for the 29-way per-segment models (AVEL, PSP),
+    the softmax probability of each segment's top class."""
+    if hasattr(output, "event_logits"):
+        return torch.sigmoid(output.event_logits)
+    return output.segment_logits.softmax(dim=-1).amax(dim=-1)
 
 
 @torch.no_grad()
@@ -98,7 +119,7 @@ def predict_events(model, dataset, positions: list[int], ids: list[str], names: 
             output = model(visual, audio)
         output = type(output)(*(x.float() for x in output))
         labels = model.predict(output).cpu().tolist()
-        relevance = torch.sigmoid(output.event_logits).cpu().tolist()
+        relevance = segment_relevance(output).cpu().tolist()
         for j in range(len(labels)):
             i = positions[done + j]
             records.append({"video_id": ids[i], "split": split, "index": i,
@@ -125,6 +146,7 @@ def write_events(path: Path, records: list[dict]) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train or import-reference")
+    add_model_argument(p)
     p.add_argument("--out", required=True, help="FILE.jsonl (one line per video) or FILE.csv (one row per event)")
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
@@ -153,7 +175,7 @@ def main(args: argparse.Namespace) -> int:
     if args.data is not None:
         check_data(args.data)
     device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device)
+    model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
     train_cfg = with_data(ckpt["train_config"], args.data)
     dataset = build_splits(model.config, train_cfg)[args.split]
     ids = dataset_video_ids(dataset)
@@ -175,4 +197,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["category_names", "dataset_video_ids", "merge_events", "predict_events", "write_events"]
+__all__ = ["segment_relevance", "category_names", "dataset_video_ids", "merge_events", "predict_events", "write_events"]

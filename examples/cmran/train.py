@@ -1,6 +1,8 @@
-"""Train CMRAN on AVE (real or synthetic), one process or many (torchrun), in one readable file.
+"""Train CMRAN (or AVEL, AVEL-DMRN, PSP: ``--model``) on AVE (real or synthetic), one process or many
+(torchrun), in one readable file.
 
     python -m examples.cmran train --data synthetic --epochs 3 --out runs/demo
+    python -m examples.cmran train --model psp --setting weak --epochs 3 --out runs/psp-weak
     torchrun --nproc_per_node 4 -m examples.cmran train --data /data/AVE --out runs/ave
 
 Axis legend: b batch (videos), t segments.
@@ -9,8 +11,10 @@ What it does, in order: validate the options; set up DDP if RANK/WORLD_SIZE are 
 CPU, nccl on GPU); seed; build the data (DistributedSampler over the train split), the model
 (print its parameter count), Adam + MultiStepLR + GradScaler; resume if asked; then per epoch:
 train with AMP and gradient-norm clipping, stop cleanly on a non-finite loss, score val, write
-last.pt (and best.pt when val improves) atomically, log one line and metrics.jsonl. At the end
-the best checkpoint's test accuracy is reported once and written to result.json.
+last.pt (and best.pt when val improves, or per ``--select-on``) atomically, log one line and
+metrics.jsonl. At the end the best checkpoint's test accuracy is reported once and written to result.json.
+Each model's recipe defaults (epochs, batch, lr and its schedule, clipping) are its reference's
+(``config.RECIPES``).
 
 --batch-size is the global batch: each of the N processes takes batch/N videos per step, so a
 run's recipe (and its result) does not depend on how many processes share it.
@@ -37,6 +41,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .amp import resolve_amp
+from .avel import AVEL_LOSSES, AVEL_VARIANTS, MIL_POOLINGS, AVELConfig
 from .checkpoint import (
     FORMAT,
     VERSION,
@@ -57,6 +62,8 @@ from .config import (
     AMP_MODES,
     ARCHS,
     INITS,
+    LR_UNITS,
+    SELECTIONS,
     VISUAL_ATTENTIONS,
     VISUAL_DIMS,
     WEAK_LOSS_INPUTS,
@@ -66,7 +73,9 @@ from .config import (
     check_out_dir,
 )
 from .evaluate import autocast, build_splits, evaluate_accuracy, resolve_device, to_device
-from .model import CMRAN, count_parameters, describe
+from .model import count_parameters
+from .models import MODELS, build_model, describe, model_name
+from .psp import AVPS_TARGETS, PSPConfig
 
 CMRA_CHOICES = ("cmra", "none", "self", "co", "feature_concat")
 # What a run writes into --out; a fresh run refuses a folder holding any of them unless --overwrite.
@@ -85,32 +94,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--subset", type=int, default=None, help="use only the first N videos of each split (smoke tests)")
     g.add_argument("--num-workers", type=int, default=d.num_workers)
 
-    g = p.add_argument_group("recipe (defaults: the reference implementation's)")
-    g.add_argument("--epochs", type=int, default=d.epochs)
-    g.add_argument("--batch-size", type=int, default=d.batch_size, help="global batch, split over DDP processes")
-    g.add_argument("--lr", type=float, default=d.lr)
-    g.add_argument("--lr-milestones", default=None, help="comma-separated epochs (default 10,20,30 supervised / 5,20,40 weak)")
-    g.add_argument("--lr-gamma", type=float, default=d.lr_gamma)
-    g.add_argument("--grad-clip", type=float, default=None, help="gradient-norm clip (default 0.1 supervised / 0.5 weak; 0 = off)")
+    g = p.add_argument_group("recipe (defaults: the chosen model's reference implementation, config.RECIPES)")
+    g.add_argument("--epochs", type=int, default=None, help="default 200 (cmran), 300 (avel; weak 250), 300 (psp)")
+    g.add_argument("--batch-size", type=int, default=None,
+                   help="global batch, split over DDP processes (default 32 cmran, 64 avel, 128 psp)")
+    g.add_argument("--lr", type=float, default=None, help="Adam lr (default 5e-4 cmran, 1e-3 avel and psp)")
+    g.add_argument("--lr-milestones", default=None,
+                   help="comma-separated epochs or steps (--lr-unit) at which the lr is multiplied by --lr-gamma "
+                        "(default cmran 10,20,30 / weak 5,20,40; avel step 14999; psp 60,120 / weak 80,160)")
+    g.add_argument("--lr-gamma", type=float, default=None, help="default 0.5 cmran, 0.1 avel, 0.8 psp")
+    g.add_argument("--lr-unit", default=None, choices=LR_UNITS, help="what --lr-milestones count (default: step "
+                                                                     "for avel, epoch otherwise)")
+    g.add_argument("--grad-clip", type=float, default=None,
+                   help="gradient-norm clip (default cmran 0.1 supervised / 0.5 weak; avel and psp 0 = off)")
+    g.add_argument("--no-shuffle", action="store_true",
+                   help="keep the stored training order in fixed batches every epoch (the AVEL scripts' practice)")
+    g.add_argument("--select-on", default="val", choices=SELECTIONS,
+                   help="the split whose accuracy picks best.pt (test: the PSP scripts' practice; last: the last epoch)")
     g.add_argument("--seed", type=int, default=d.seed, help="model init, dropout and data order")
     g.add_argument("--max-steps", type=int, default=None, help="at most this many steps per epoch (tiny runs)")
     g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
 
-    g = p.add_argument_group("model and ablations (CMRAN paper, Tables 3-5)")
-    g.add_argument("--arch", default="cmran", choices=ARCHS, help="the full model or a baseline")
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default="cmran", choices=MODELS,
+                   help="cmran (default), avel (Tian et al. 2018, A+V-att), avel-dmrn (its DMRN), psp (Zhou et al. 2021)")
+    g.add_argument("--dropout", type=float, default=None, help="cmran: dropout in the relation layers; psp: "
+                                                               "PSP's dropout (default 0.1 both; avel has none)")
+
+    g = p.add_argument_group("CMRAN ablations (CMRAN paper, Tables 3-5; --model cmran only)")
+    g.add_argument("--arch", default=None, choices=ARCHS, help="the full model or a baseline (default cmran)")
     g.add_argument("--cmra", default=None, choices=CMRA_CHOICES, help="relation-aware module variant (default cmra)")
     g.add_argument("--visual-attention", default=None, choices=VISUAL_ATTENTIONS, help="default agsca")
     g.add_argument("--interaction", default=None, choices=INTERACTION_CHOICES, help="AV interaction (default cmra)")
     g.add_argument("--itr-layers", type=int, default=None, help="ITR depth L (default 2)")
     g.add_argument("--interaction-heads", type=int, default=None, help="default 4 supervised / 2 weak")
-    g.add_argument("--dropout", type=float, default=0.1, help="dropout in the relation layers")
     g.add_argument("--visual-dropout", type=float, default=None, help="dropout after the visual pre-projection (default 0.2)")
     g.add_argument("--no-visual-proj", action="store_true", help="drop the Linear(C_v,512)+ReLU+Dropout pre-projection")
     g.add_argument("--agva-audio-along-cells", action="store_true", help="AVEL's AGVA code quirk")
-    g.add_argument("--weak-loss-on", default="scores", choices=WEAK_LOSS_INPUTS, help="weak loss input (reference: scores)")
-    g.add_argument("--backend", default="auto", choices=("auto", "reference", "sdpa", "triton"))
-    g.add_argument("--init", default="default", choices=INITS,
+    g.add_argument("--weak-loss-on", default=None, choices=WEAK_LOSS_INPUTS, help="weak loss input (reference: scores)")
+    g.add_argument("--backend", default=None, choices=("auto", "reference", "sdpa", "triton"), help="default auto")
+    g.add_argument("--init", default=None, choices=INITS,
                    help="reference: each ITR's stacked layers start identical, as in the reference code")
+
+    g = p.add_argument_group("AVEL options (--model avel / avel-dmrn; docs/avel.md)")
+    g.add_argument("--avel-variant", default=None, choices=AVEL_VARIANTS,
+                   help="the paper's row: av_att (the reference's, default); reconstructions av, v_att, v, a")
+    g.add_argument("--agva-paper", action="store_true",
+                   help="AGVA as the paper writes it, not the code's cell-axis audio term")
+    g.add_argument("--mil-pooling", default=None, choices=MIL_POOLINGS, help="weak: max over segments (the code, "
+                                                                             "default) or mean (the paper)")
+    g.add_argument("--avel-loss", default=None, choices=AVEL_LOSSES,
+                   help="reference (MultiLabelSoftMargin on the softmax, default) or cross_entropy (the paper)")
+    g.add_argument("--dmrn-blocks", type=int, default=None, help="avel-dmrn: DMRN blocks (default 1)")
+    g.add_argument("--dmrn-own-residuals", action="store_true",
+                   help="avel-dmrn: each modality keeps its own residual beyond one block (the code swaps them)")
+
+    g = p.add_argument_group("PSP options (--model psp; docs/psp.md)")
+    g.add_argument("--psp-threshold", type=float, default=None, help="pruning threshold tau (default 0.099 / weak 0.095)")
+    g.add_argument("--avps-weight", type=float, default=None, help="supervised: weight of the AVPS loss (default 100)")
+    g.add_argument("--avps-target", default=None, choices=AVPS_TARGETS,
+                   help="supervised: clean per-video targets (default) or stale (the reference loader's uncleared buffer)")
 
     g = p.add_argument_group("run")
     g.add_argument("--out", default=d.out, help="run directory: config.json, metrics.jsonl, last.pt, best.pt, result.json")
@@ -130,15 +173,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--debug-grads-out", default=None, help=argparse.SUPPRESS)
 
 
-def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfig]:
+# Options of one model family: (attribute, flag, the value that means "not given").
+_FAMILY_OPTIONS = {
+    "cmran": [("arch", "--arch", None), ("cmra", "--cmra", None), ("visual_attention", "--visual-attention", None),
+              ("interaction", "--interaction", None), ("itr_layers", "--itr-layers", None),
+              ("interaction_heads", "--interaction-heads", None), ("visual_dropout", "--visual-dropout", None),
+              ("no_visual_proj", "--no-visual-proj", False), ("agva_audio_along_cells", "--agva-audio-along-cells", False),
+              ("weak_loss_on", "--weak-loss-on", None), ("backend", "--backend", None), ("init", "--init", None)],
+    "avel": [("avel_variant", "--avel-variant", None), ("agva_paper", "--agva-paper", False),
+             ("mil_pooling", "--mil-pooling", None), ("avel_loss", "--avel-loss", None),
+             ("dmrn_blocks", "--dmrn-blocks", None), ("dmrn_own_residuals", "--dmrn-own-residuals", False)],
+    "psp": [("psp_threshold", "--psp-threshold", None), ("avps_weight", "--avps-weight", None),
+            ("avps_target", "--avps-target", None)],
+}
+
+
+def model_config_from_args(args: argparse.Namespace) -> ModelConfig | AVELConfig | PSPConfig:
+    """The validated model config of ``--model``; options of another model are refused."""
+    family = {"avel-dmrn": "avel"}.get(args.model, args.model)
+    for other, options in _FAMILY_OPTIONS.items():
+        given = [flag for name, flag, unset in options if getattr(args, name, unset) != unset]
+        if other != family and given:
+            raise ConfigError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to --model "
+                              f"{'avel/avel-dmrn' if other == 'avel' else other} only, not --model {args.model}")
+    if args.model == "cmran":
+        return ModelConfig(
+            setting=args.setting, features=args.features, arch=args.arch or "cmran", cmra=args.cmra,
+            visual_attention=args.visual_attention, interaction=args.interaction, itr_layers=args.itr_layers,
+            interaction_heads=args.interaction_heads, dropout=0.1 if args.dropout is None else args.dropout,
+            visual_dropout=args.visual_dropout, visual_proj=False if args.no_visual_proj else None,
+            agva_audio_along_cells=args.agva_audio_along_cells, weak_loss_on=args.weak_loss_on or "scores",
+            backend=args.backend or "auto", init=args.init or "default",
+        )
+    if family == "avel":
+        if args.dropout is not None:
+            raise ConfigError(f"--dropout {args.dropout} has no effect: AVEL has no dropout (leave it unset)")
+        return AVELConfig(
+            model=args.model, setting=args.setting, features=args.features, variant=args.avel_variant or "av_att",
+            agva_audio_along_cells=False if args.agva_paper else None, mil_pooling=args.mil_pooling,
+            loss=args.avel_loss or "reference", dmrn_blocks=args.dmrn_blocks,
+            dmrn_swap_residuals=False if args.dmrn_own_residuals else None,
+        )
+    return PSPConfig(setting=args.setting, features=args.features, threshold=args.psp_threshold,
+                     dropout=0.1 if args.dropout is None else args.dropout, avps_weight=args.avps_weight,
+                     avps_target=args.avps_target)
+
+
+def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig | AVELConfig | PSPConfig, TrainConfig]:
     """The validated configs; raises ConfigError before any work is done."""
-    model_cfg = ModelConfig(
-        setting=args.setting, features=args.features, arch=args.arch, cmra=args.cmra,
-        visual_attention=args.visual_attention, interaction=args.interaction, itr_layers=args.itr_layers,
-        interaction_heads=args.interaction_heads, dropout=args.dropout, visual_dropout=args.visual_dropout,
-        visual_proj=False if args.no_visual_proj else None, agva_audio_along_cells=args.agva_audio_along_cells,
-        weak_loss_on=args.weak_loss_on, backend=args.backend, init=args.init,
-    )
+    model_cfg = model_config_from_args(args)
     milestones = None
     if args.lr_milestones is not None:
         try:
@@ -150,8 +233,9 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
         lr=args.lr, lr_milestones=milestones, lr_gamma=args.lr_gamma, grad_clip=args.grad_clip, seed=args.seed,
         data_seed=args.data_seed, amp=args.amp, tf32=args.tf32, compile=args.compile, device=args.device,
         num_workers=args.num_workers, max_steps=args.max_steps, subset=args.subset,
-        eval_batch_size=args.eval_batch_size,
-    ).resolve(model_cfg.setting)
+        eval_batch_size=args.eval_batch_size, lr_unit=args.lr_unit, shuffle=not args.no_shuffle,
+        select_on=args.select_on,
+    ).resolve(model_cfg.setting, model_name(model_cfg))
     for flag in ("debug_nan_at_step", "debug_nan_grad_at_step"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
@@ -204,7 +288,7 @@ class _Progress:
     bar: tqdm | None = None
 
 
-def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None,
+def train(model_cfg: ModelConfig | AVELConfig | PSPConfig, cfg: TrainConfig, *, resume: str | None = None,
           debug_nan_at_step: int | None = None, debug_nan_grad_at_step: int | None = None,
           debug_grads_out: str | None = None, argv: list[str] | None = None) -> int:
     """Train; 0 on success, 1 on a non-finite stop, 130 on Ctrl-C (one line: what was saved, how to resume).
@@ -220,7 +304,7 @@ def train(model_cfg: ModelConfig, cfg: TrainConfig, *, resume: str | None = None
     device = resolve_device(cfg.device, local_rank, distributed=ddp)
     if cfg.batch_size % world_size:
         raise ConfigError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world_size})")
-    if model_cfg.backend == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+    if getattr(model_cfg, "backend", None) == "triton" and device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
         raise ConfigError(f"--backend triton needs a CUDA device, got {device} (CPU only under TRITON_INTERPRET=1); "
                           "use --backend auto")
     if cfg.tf32 and device.type != "cuda":
@@ -338,11 +422,12 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
 
     # ---- seed, data, model, optimizer ----
     seed_everything(cfg.seed)
-    model = CMRAN(model_cfg).to(device)  # same init on every rank
+    model = build_model(model_cfg).to(device)  # same init on every rank
     n_params = count_parameters(model)
     splits = build_splits(model_cfg, cfg)  # a data directory's values are checked here, before any output
     _log(master, describe(model))
-    sampler = DistributedSampler(splits["train"], num_replicas=world_size, rank=rank, shuffle=True, seed=cfg.seed)
+    sampler = DistributedSampler(splits["train"], num_replicas=world_size, rank=rank, shuffle=cfg.shuffle,
+                                 seed=cfg.seed)
     data_generator = torch.Generator().manual_seed(cfg.seed)  # DataLoader worker seeds
     loader = DataLoader(
         splits["train"], batch_size=cfg.batch_size // world_size, sampler=sampler, num_workers=cfg.num_workers,
@@ -457,20 +542,28 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
                 return _stop_non_finite(master, bar, out, epoch, step, f"gradient norm ({grad_norm})")
             scaler.step(optimizer)
             scaler.update()
+            if cfg.lr_unit == "step":
+                scheduler.step()
             total_loss += loss_value
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
         bar.close()
-        scheduler.step()
+        if cfg.lr_unit == "epoch":
+            scheduler.step()
 
-        val_acc, _ = evaluate_accuracy(model, splits["val"], device=device, amp=cfg.amp,
-                                       batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
-        improved = val_acc > best_val
+        scores = {}
+        for split in ("val", "test") if cfg.select_on == "test" else ("val",):
+            scores[split], _ = evaluate_accuracy(model, splits[split], device=device, amp=cfg.amp,
+                                                 batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
+        val_acc = scores["val"]
+        # "val": strictly better; "test": the PSP scripts' >= on test; "last": every epoch
+        score = scores.get("test", val_acc)
+        improved = cfg.select_on == "last" or score > best_val or (cfg.select_on == "test" and score >= best_val)
         if improved:
-            best_val, best_epoch = val_acc, epoch
+            best_val, best_epoch = score, epoch
         seconds = time.perf_counter() - t0
         record = {"epoch": epoch, "train_loss": total_loss / max(steps_per_epoch, 1), "val_acc": val_acc,
-                  "lr": lr, "seconds": round(seconds, 3)}
+                  **({"test_acc": scores["test"]} if "test" in scores else {}), "lr": lr, "seconds": round(seconds, 3)}
         history.append(record)
         state = checkpoint(epoch)  # collective: every rank takes part
         if master:
@@ -497,11 +590,14 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
     test_acc, n_segments = evaluate_accuracy(model, splits["test"], device=device, amp=cfg.amp,
                                              batch_size=cfg.eval_batch_size, rank=rank, world_size=world_size)
     result = {"test_acc": test_acc, "test_segments": n_segments, "best_epoch": best["epoch"],
-              "best_val_acc": best["best_val"], "epochs": cfg.epochs, "parameters": n_params,
-              "setting": model_cfg.setting, "features": model_cfg.features, "checkpoint": str(out / "best.pt")}
+              "best_val_acc": best["history"][-1]["val_acc"], "epochs": cfg.epochs, "parameters": n_params,
+              "setting": model_cfg.setting, "features": model_cfg.features, "checkpoint": str(out / "best.pt"),
+              "model": model_name(model_cfg), "selected_on": cfg.select_on}
     if master:
         write_json(out / "result.json", result)
-    _log(master, f"test accuracy of best.pt (epoch {best['epoch']}, val {100 * best['best_val']:.2f}%): "
+    picked = {"val": "picked on val", "test": "picked on TEST", "last": "the last epoch"}[cfg.select_on]
+    _log(master, f"test accuracy of best.pt (epoch {best['epoch']}, {picked}, val "
+                 f"{100 * best['history'][-1]['val_acc']:.2f}%): "
                  f"{100 * test_acc:.2f}% over {n_segments} segments")
     _log(master, next_steps(out))
     return 0

@@ -11,6 +11,10 @@ For each video it writes
   ``NN_cmra.png``: each relation-aware module's attention (head-averaged) from its query
       segments to its memory ``[ITR(other modality) ; own segments]``, with each query's top-k
       memory steps circled (Figure 6), plus the AV-interaction attention.
+
+AVEL (``--model avel``/``avel-dmrn``) draws its AGVA maps (``NN_agva.png``; none for the variants without
+AGVA); PSP draws its AGVA maps and its pruned propagation weights (``NN_psp.png``: each visual segment's
+weights over the audio segments and vice versa).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import torch
 
 from .checkpoint import atomic_write
 from .config import ConfigError, check_out_dir
-from .evaluate import build_splits, load_trained_model, resolve_device, with_data
+from .evaluate import add_model_argument, build_splits, load_trained_model, resolve_device, with_data
 
 BACKGROUND = 28
 
@@ -111,6 +115,7 @@ def _memory_labels(variant: str, own: str, other: str, t_len: int, k_len: int) -
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True)
+    add_model_argument(p)
     p.add_argument("--out", required=True, help="directory for the PNGs")
     p.add_argument("--num-videos", type=int, default=4)
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -130,7 +135,7 @@ def main(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
 
     device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device, backend="reference")  # the one returning weights
+    model, ckpt = load_trained_model(args.checkpoint, device, backend="reference", model=args.model)  # the one returning weights
     cfg = model.config
     train_cfg = with_data(ckpt["train_config"], args.data)
     dataset = build_splits(cfg, train_cfg, (args.split,))[args.split]
@@ -150,13 +155,25 @@ def main(args: argparse.Namespace) -> int:
         vid = int(items[j][3])
         acc = float((pred[j] == truth[j]).float().mean())
         title = f"{args.split} video #{i}: {names[vid]} (segment accuracy {100 * acc:.0f}%)"
+        agsca = getattr(cfg, "visual_attention", None) == "agsca"
         if weights.spatial is not None:
-            path = out / f"{j:02d}_agsca.png"
-            kind = "AGSCA spatial attention M_s" if cfg.visual_attention == "agsca" else "AGVA spatial attention"
+            path = out / f"{j:02d}_{'agsca' if hasattr(cfg, 'visual_attention') else 'agva'}.png"  # CMRAN: any map
+            kind = "AGSCA spatial attention M_s" if agsca else "AGVA spatial attention"
             plot_agsca(path, weights.spatial[j].float().cpu(), truth[j], pred[j], names, f"{title} - {kind}")
             written.append(path)
         panels = []
         t_len = truth.shape[1]
+        if hasattr(weights, "visual_from_audio"):  # PSP
+            panels = [("visual from audio (PSP)", weights.visual_from_audio[j].float().cpu(),
+                       [f"a{q + 1}" for q in range(t_len)]),
+                      ("audio from visual (PSP)", weights.audio_from_visual[j].float().cpu(),
+                       [f"v{q + 1}" for q in range(t_len)])]
+            path = out / f"{j:02d}_psp.png"
+            plot_relations(path, panels, truth[j], args.top_k, title)
+            written.append(path)
+            continue
+        if not hasattr(weights, "audio_relation"):  # AVEL: AGVA only
+            continue
         for name, own, other, maps in (("audio", "a", "v", weights.audio_relation),
                                        ("video", "v", "a", weights.video_relation)):
             if maps is not None:
@@ -172,7 +189,8 @@ def main(args: argparse.Namespace) -> int:
             plot_relations(path, panels, truth[j], args.top_k, title)
             written.append(path)
     if not written:
-        print(f"nothing to draw: arch={cfg.arch!r} has no spatial or relation attention")
+        what = f"arch={cfg.arch!r}" if hasattr(cfg, "arch") else f"{cfg.model} variant={getattr(cfg, 'variant', None)!r}"
+        print(f"nothing to draw: {what} has no spatial or relation attention")
         return 0
     print(f"wrote {len(written)} figures for {len(idx)} {args.split} videos to {out}")
     return 0
