@@ -2,7 +2,7 @@
 PY := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin/python,.venv/bin/python)
 DEMO_ARGS ?= --data synthetic --setting supervised --epochs 2 --out runs/demo --overwrite
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test test-avx2 bench lint clean
 setup:
 	bash scripts/setup.sh
 
@@ -11,6 +11,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+# The instruction-set-sensitive tests under the AVX2 dispatch (CI runs this after `make test`).
+test-avx2: setup
+	ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(PY) -m pytest -q -n 2 --dist loadgroup -m numerics
 
 bench: setup
 	$(PY) -m pytest -q benchmarks/bench_attention_cpu.py --benchmark-only --benchmark-columns=median,iqr --benchmark-sort=name
