@@ -35,8 +35,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from examples.cmran.amp import cpu_isa_flags, native_bf16  # noqa: E402
-from examples.cmran.config import ModelConfig  # noqa: E402
+from examples.cmran.config import DROPOUT_IMPLS, ModelConfig  # noqa: E402
 from examples.cmran.model import CMRAN  # noqa: E402
+from examples.cmran.optim import ADAM_IMPLS, clip_gradients, make_adam  # noqa: E402
 
 MODES = ("eager", "bf16", "compile", "compile_bf16", "cudagraphs")
 BACKENDS = ("auto", "reference", "sdpa", "triton")
@@ -143,12 +144,12 @@ def synthetic_batch(batch: int, channels: int, device: torch.device):
 class Case:
     """One (mode, fused or plain visual path) on one model: a train step and an eval forward, like train.py."""
 
-    def __init__(self, mode: str, fused: bool, cfg: ModelConfig, batch, device: torch.device) -> None:
+    def __init__(self, mode: str, fused: bool, cfg: ModelConfig, batch, device: torch.device, adam_impl: str) -> None:
         torch.manual_seed(0)
         self.mode, self.fused, self.device = mode, fused, device
         self.model = model = CMRAN(cfg).to(device)
         model.fused_visual = fused
-        self.opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+        self.opt = make_adam(model.parameters(), lr=5e-4, impl=adam_impl)
         if mode in ("compile", "compile_bf16"):
             self.run = torch.compile(model)
         elif mode == "cudagraphs":
@@ -170,7 +171,7 @@ class Case:
         loss = self.model.loss(out, segments, videos)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
+        clip_gradients(self.model.parameters(), GRAD_CLIP).item()  # train.py reads the norm (non-finite stop)
         self.opt.step()
 
     def eval_forward(self, run=None) -> None:
@@ -209,12 +210,13 @@ def summary(ts: list[float]) -> dict:
 
 def bench_config(modes, backend: str, batch_size: int, args, device: torch.device) -> list[dict]:
     dropout = 0.0 if args.like_for_like else 0.1
-    cfg = ModelConfig(setting=args.setting, features=args.features, backend=backend, dropout=dropout)
+    cfg = ModelConfig(setting=args.setting, features=args.features, backend=backend, dropout=dropout,
+                      dropout_impl=args.dropout_impl)
     batch = synthetic_batch(batch_size, cfg.visual_dim, device)
     cases = []
     for mode in modes:
         for fused in ((True, False) if args.compare_ref else (True,)):
-            case = Case(mode, fused, cfg, batch, device)
+            case = Case(mode, fused, cfg, batch, device, args.adam_impl)
             t0 = time.perf_counter()
             for _ in range(args.warmup):
                 case.train_step()
@@ -238,7 +240,8 @@ def bench_config(modes, backend: str, batch_size: int, args, device: torch.devic
     for case in cases:
         s = {k: summary(v) for k, v in case.times.items()}
         rows.append({
-            "batch": batch_size, "backend": backend, "dropout": dropout, "mode": case.mode,
+            "batch": batch_size, "backend": backend, "dropout": dropout, "dropout_impl": args.dropout_impl,
+            "adam_impl": args.adam_impl, "mode": case.mode,
             "visual_path": "fused" if case.fused else "plain", "warmup_s": round(case.warmup_s, 2),
             **{k: s[k] for k in s},
             # each repetition's step over the floor timed just before it, then the median: load that
@@ -274,6 +277,9 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default); the issue used 1")
     p.add_argument("--compare-ref", action="store_true", help="also time the plain visual layers (fused_visual=False)")
+    p.add_argument("--adam-impl", default="fused", choices=ADAM_IMPLS, help="torch's Adam implementation (train.py's)")
+    p.add_argument("--dropout-impl", default=ModelConfig().dropout_impl, choices=DROPOUT_IMPLS,
+                   help="relation-layer dropout masks (ModelConfig.dropout_impl)")
     p.add_argument("--out", default=None, help="write results.json there (atomically)")
     args = p.parse_args(argv)
     modes = _list(args.modes or "eager,bf16,compile", MODES, "modes", p)
@@ -307,7 +313,7 @@ def main(argv=None) -> int:
     cpu = cpu_description()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu["model"]
     header = (f"CMRAN {args.setting} {args.features}, device={device} ({name}), torch {torch.__version__}, "
-              f"{torch.get_num_threads()} CPU thread(s)")
+              f"{torch.get_num_threads()} CPU thread(s), adam {args.adam_impl}, dropout masks {args.dropout_impl}")
     isa = (f"CPU instruction sets: {' / '.join(cpu['isa']) or 'unknown'}; torch CPU capability "
            f"{cpu['torch_capability']}; native bf16: {'yes' if cpu['native_bf16'] else 'no'} ({cpu['native_bf16_why']})"
            + (f"; dispatch env {cpu['dispatch_env']}" if cpu["dispatch_env"] else ""))

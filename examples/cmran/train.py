@@ -54,8 +54,10 @@ from .checkpoint import (
     write_jsonl,
 )
 from .config import (
+    ADAM_IMPLS,
     AMP_MODES,
     ARCHS,
+    DROPOUT_IMPLS,
     INITS,
     VISUAL_ATTENTIONS,
     VISUAL_DIMS,
@@ -67,6 +69,7 @@ from .config import (
 )
 from .evaluate import autocast, build_splits, evaluate_accuracy, resolve_device, to_device
 from .model import CMRAN, count_parameters, describe
+from .optim import clip_gradients, make_adam, set_adam_impl
 
 CMRA_CHOICES = ("cmra", "none", "self", "co", "feature_concat")
 # What a run writes into --out; a fresh run refuses a folder holding any of them unless --overwrite.
@@ -75,7 +78,7 @@ INTERACTION_CHOICES = ("cmra", "none", "self")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
+    d, m = TrainConfig(), ModelConfig()
     g = p.add_argument_group("data")
     g.add_argument("--setting", default="supervised", choices=("supervised", "weak"))
     g.add_argument("--data", default=d.data, help="'synthetic' or the AVE release directory")
@@ -95,6 +98,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=d.seed, help="model init, dropout and data order")
     g.add_argument("--max-steps", type=int, default=None, help="at most this many steps per epoch (tiny runs)")
     g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    g.add_argument("--adam-impl", default=d.adam_impl, choices=ADAM_IMPLS,
+                   help="torch's Adam implementation, same update rule (default fused; 'for': torch's CPU default)")
 
     g = p.add_argument_group("model and ablations (CMRAN paper, Tables 3-5)")
     g.add_argument("--arch", default="cmran", choices=ARCHS, help="the full model or a baseline")
@@ -104,6 +109,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--itr-layers", type=int, default=None, help="ITR depth L (default 2)")
     g.add_argument("--interaction-heads", type=int, default=None, help="default 4 supervised / 2 weak")
     g.add_argument("--dropout", type=float, default=0.1, help="dropout in the relation layers")
+    g.add_argument("--dropout-impl", default=m.dropout_impl, choices=DROPOUT_IMPLS,
+                   help="relation-layer dropout masks: bit (BitDropout, default: same distribution, cheaper) or "
+                        "torch (nn.Dropout, the reference's); the random draws differ")
     g.add_argument("--visual-dropout", type=float, default=None, help="dropout after the visual pre-projection (default 0.2)")
     g.add_argument("--no-visual-proj", action="store_true", help="drop the Linear(C_v,512)+ReLU+Dropout pre-projection")
     g.add_argument("--agva-audio-along-cells", action="store_true", help="AVEL's AGVA code quirk")
@@ -135,7 +143,8 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
     model_cfg = ModelConfig(
         setting=args.setting, features=args.features, arch=args.arch, cmra=args.cmra,
         visual_attention=args.visual_attention, interaction=args.interaction, itr_layers=args.itr_layers,
-        interaction_heads=args.interaction_heads, dropout=args.dropout, visual_dropout=args.visual_dropout,
+        interaction_heads=args.interaction_heads, dropout=args.dropout, dropout_impl=args.dropout_impl,
+        visual_dropout=args.visual_dropout,
         visual_proj=False if args.no_visual_proj else None, agva_audio_along_cells=args.agva_audio_along_cells,
         weak_loss_on=args.weak_loss_on, backend=args.backend, init=args.init,
     )
@@ -150,7 +159,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig, TrainConfi
         lr=args.lr, lr_milestones=milestones, lr_gamma=args.lr_gamma, grad_clip=args.grad_clip, seed=args.seed,
         data_seed=args.data_seed, amp=args.amp, tf32=args.tf32, compile=args.compile, device=args.device,
         num_workers=args.num_workers, max_steps=args.max_steps, subset=args.subset,
-        eval_batch_size=args.eval_batch_size,
+        eval_batch_size=args.eval_batch_size, adam_impl=args.adam_impl,
     ).resolve(model_cfg.setting)
     for flag in ("debug_nan_at_step", "debug_nan_grad_at_step"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -349,7 +358,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         pin_memory=device.type == "cuda", generator=data_generator, persistent_workers=False,
     )
     steps_per_epoch = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_adam(model.parameters(), lr=cfg.lr, impl=cfg.adam_impl)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), gamma=cfg.lr_gamma)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     torch.manual_seed(cfg.seed + 1 + rank)  # this process's dropout stream
@@ -358,6 +367,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
     if ckpt is not None:
         load_model_state(model, ckpt["model"], resume)
         optimizer.load_state_dict(ckpt["optimizer"])
+        set_adam_impl(optimizer, cfg.adam_impl)  # the saved param groups carry the saving run's implementation
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         states = ckpt["rng"]
@@ -449,10 +459,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             if order is not None:
                 grad_log.append(_grad_record(model, order, epoch, step, cfg.batch_size // world_size))
             # the norm of the all-reduced gradients: the same on every rank, so all ranks agree to stop
-            if cfg.grad_clip > 0:
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-            else:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]).item()
+            grad_norm = clip_gradients(model.parameters(), cfg.grad_clip).item()
             if not math.isfinite(grad_norm) and not scaler.is_enabled():  # fp16: the scaler skips the step
                 return _stop_non_finite(master, bar, out, epoch, step, f"gradient norm ({grad_norm})")
             scaler.step(optimizer)
