@@ -11,6 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import avattn
+
 from examples.cmran.config import VISUAL_DIMS, ConfigError, ModelConfig, TrainConfig
 from examples.cmran.model import CMRAN, CMRANWeights, count_parameters
 
@@ -116,6 +118,7 @@ def test_ablations_build_what_they_say():
         ({"itr_layers": -1}, "itr_layers"),
         ({"interaction_heads": 3}, "divisible"),
         ({"dropout": 1.0}, "dropout"),
+        ({"dropout_impl": "fast"}, r"dropout_impl must be one of \('bit', 'torch'\), got 'fast'"),
         ({"weak_loss_on": "logits"}, "only to setting='weak'"),
         ({"agva_audio_along_cells": True}, "needs visual_attention='agva'"),
         ({"cmra": "none", "itr_layers": 2}, "has no effect"),
@@ -302,3 +305,22 @@ def test_forward_equals_the_equations_in_float64(setting):
     assert len(got) == len(want)
     for name, a, b in zip(got._fields, got, want):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_dropout_impl_changes_only_the_relation_layers_masks():
+    """bit: BitDropout at every nn.Dropout of the relation layers; with p = 0 the same step in float64."""
+    torch.manual_seed(0)
+    ref = CMRAN(ModelConfig(dropout_impl="torch", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
+    bit = CMRAN(ModelConfig(dropout_impl="bit", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
+    bit.load_state_dict(ref.state_dict())
+    n_torch = sum(type(m) is torch.nn.Dropout for m in ref.modules())
+    assert n_torch == 13  # 6 layers x (residual dropout, feed-forward hidden) + the interaction layer
+    assert sum(type(m) is torch.nn.Dropout for m in bit.modules()) == 0
+    assert sum(isinstance(m, avattn.BitDropout) for m in bit.modules()) == n_torch + 1  # + the visual map's
+    visual, audio = torch.rand(2, 10, 7, 7, 512, dtype=torch.float64), torch.rand(2, 10, 128, dtype=torch.float64)
+    a, b = ref.train()(visual, audio), bit.train()(visual, audio)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    ga = torch.autograd.grad(sum(x.sum() for x in a), list(ref.parameters()))
+    gb = torch.autograd.grad(sum(x.sum() for x in b), list(bit.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(ga, gb))
