@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 import avattn
-
 from examples.cmran.config import VISUAL_DIMS, ConfigError, ModelConfig, TrainConfig
 from examples.cmran.model import CMRAN, CMRANWeights, count_parameters
 
