@@ -144,6 +144,11 @@ def test_configs_round_trip_and_resolve_the_recipe():
     assert (sup.lr_milestones, sup.grad_clip, sup.lr, sup.batch_size) == ((10, 20, 30), 0.1, 5e-4, 32)
     assert (weak.lr_milestones, weak.grad_clip) == ((5, 20, 40), 0.5)
     assert TrainConfig.from_dict(sup.to_dict()) == sup
+    # configs written before dropout_impl / adam_impl existed read back as what those runs used
+    old_model = {k: v for k, v in ModelConfig().to_dict().items() if k != "dropout_impl"}
+    assert ModelConfig.from_dict(old_model).dropout_impl == "torch" and ModelConfig().dropout_impl == "bit"
+    old_train = {k: v for k, v in sup.to_dict().items() if k != "adam_impl"}
+    assert TrainConfig.from_dict(old_train).adam_impl == "for" and sup.adam_impl == "fused"
     with pytest.raises(ConfigError, match="unknown fields"):
         ModelConfig.from_dict({"setting": "weak", "heads": 3})
 

@@ -223,7 +223,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(**_known(cls, d, "model config"))
+        d = _known(cls, d, "model config")
+        d.setdefault("dropout_impl", "torch")  # written before the option existed: those runs used nn.Dropout
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -321,6 +323,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         d = _known(cls, d, "train config")
+        d.setdefault("adam_impl", "for")  # written before the option existed: torch's default Adam (CPU)
         if d.get("lr_milestones") is not None:
             d["lr_milestones"] = tuple(d["lr_milestones"])
         return cls(**d)
