@@ -12,9 +12,14 @@ cudagraphs (``torch.compile(mode="reduce-overhead")``, CUDA only). Repetitions a
 (floor, step, ... for every mode in turn) and summarized by medians, so the ratios hold on a
 shared machine; absolute times only mean something on a quiet one. ``--compare-ref`` also times
 each mode with the plain visual layers (``CMRAN.fused_visual = False``) in the same rotation.
+The train step is train.py's: ``--adam-impl`` (default fused) and ``--dropout-impl`` (relation-layer
+masks, default bit) take comma lists; with more than one combination every one joins the rotation
+and each is also reported as a paired speedup over the last combination (e.g. ``fused,for`` and
+``bit,torch``: over torch's default Adam with ``nn.Dropout``).
 
     python benchmarks/bench_cmran.py [--device cpu] [--modes eager,bf16,compile] [--batch 32]
         [--backends auto] [--steps 10] [--warmup 3] [--threads 1] [--compare-ref] [--out DIR]
+        [--adam-impl fused,for] [--dropout-impl bit,torch]
     python benchmarks/bench_cmran.py --device cuda --modes eager,bf16,compile,cudagraphs \\
         --backends sdpa,triton --batch 32,256 --steps 10 --warmup 3 --out DIR
 """
@@ -355,7 +360,8 @@ def main(argv=None) -> int:
             paired = {k: statistics.median(a / b for a, b in zip(ref["samples_ms"][k], r["samples_ms"][k]))
                       for k in ("train_step", "eval_forward")}  # the two run back to back in every repetition
             r["speedup_vs_plain"] = paired
-            print(f"  B={r['batch']} {r['backend']} {r['mode']}: train {paired['train_step']:.2f}x, "
+            print(f"  B={r['batch']} {r['backend']} {r['mode']} adam={r['adam_impl']} dropout={r['dropout_impl']}: "
+                  f"train {paired['train_step']:.2f}x, "
                   f"eval {paired['eval_forward']:.2f}x")
     if len(args.adam_impls) * len(args.dropout_impls) > 1:
         base = (args.adam_impls[-1], args.dropout_impls[-1])
