@@ -12,9 +12,14 @@ cudagraphs (``torch.compile(mode="reduce-overhead")``, CUDA only). Repetitions a
 (floor, step, ... for every mode in turn) and summarized by medians, so the ratios hold on a
 shared machine; absolute times only mean something on a quiet one. ``--compare-ref`` also times
 each mode with the plain visual layers (``CMRAN.fused_visual = False``) in the same rotation.
+The train step is train.py's: ``--adam-impl`` (default fused) and ``--dropout-impl`` (relation-layer
+masks, default bit) take comma lists; with more than one combination every one joins the rotation
+and each is also reported as a paired speedup over the last combination (e.g. ``fused,for`` and
+``bit,torch``: over torch's default Adam with ``nn.Dropout``).
 
     python benchmarks/bench_cmran.py [--device cpu] [--modes eager,bf16,compile] [--batch 32]
         [--backends auto] [--steps 10] [--warmup 3] [--threads 1] [--compare-ref] [--out DIR]
+        [--adam-impl fused,for] [--dropout-impl bit,torch]
     python benchmarks/bench_cmran.py --device cuda --modes eager,bf16,compile,cudagraphs \\
         --backends sdpa,triton --batch 32,256 --steps 10 --warmup 3 --out DIR
 """
@@ -35,8 +40,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from examples.cmran.amp import cpu_isa_flags, native_bf16  # noqa: E402
-from examples.cmran.config import ModelConfig  # noqa: E402
+from examples.cmran.config import DROPOUT_IMPLS, VISUAL_DIMS, ModelConfig  # noqa: E402
 from examples.cmran.model import CMRAN  # noqa: E402
+from examples.cmran.optim import ADAM_IMPLS, clip_gradients, make_adam  # noqa: E402
 
 MODES = ("eager", "bf16", "compile", "compile_bf16", "cudagraphs")
 BACKENDS = ("auto", "reference", "sdpa", "triton")
@@ -143,12 +149,12 @@ def synthetic_batch(batch: int, channels: int, device: torch.device):
 class Case:
     """One (mode, fused or plain visual path) on one model: a train step and an eval forward, like train.py."""
 
-    def __init__(self, mode: str, fused: bool, cfg: ModelConfig, batch, device: torch.device) -> None:
+    def __init__(self, mode: str, fused: bool, cfg: ModelConfig, batch, device: torch.device, adam_impl: str) -> None:
         torch.manual_seed(0)
         self.mode, self.fused, self.device = mode, fused, device
         self.model = model = CMRAN(cfg).to(device)
         model.fused_visual = fused
-        self.opt = torch.optim.Adam(model.parameters(), lr=5e-4)
+        self.opt = make_adam(model.parameters(), lr=5e-4, impl=adam_impl)
         if mode in ("compile", "compile_bf16"):
             self.run = torch.compile(model)
         elif mode == "cudagraphs":
@@ -170,7 +176,7 @@ class Case:
         loss = self.model.loss(out, segments, videos)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), GRAD_CLIP)
+        clip_gradients(self.model.parameters(), GRAD_CLIP).item()  # train.py reads the norm (non-finite stop)
         self.opt.step()
 
     def eval_forward(self, run=None) -> None:
@@ -209,12 +215,15 @@ def summary(ts: list[float]) -> dict:
 
 def bench_config(modes, backend: str, batch_size: int, args, device: torch.device) -> list[dict]:
     dropout = 0.0 if args.like_for_like else 0.1
-    cfg = ModelConfig(setting=args.setting, features=args.features, backend=backend, dropout=dropout)
-    batch = synthetic_batch(batch_size, cfg.visual_dim, device)
+    batch = synthetic_batch(batch_size, VISUAL_DIMS[args.features], device)
     cases = []
-    for mode in modes:
+    impls = [(a, d) for a in args.adam_impls for d in args.dropout_impls]
+    for mode, (adam_impl, dropout_impl) in ((m, i) for m in modes for i in impls):
+        cfg = ModelConfig(setting=args.setting, features=args.features, backend=backend, dropout=dropout,
+                          dropout_impl=dropout_impl)
         for fused in ((True, False) if args.compare_ref else (True,)):
-            case = Case(mode, fused, cfg, batch, device)
+            case = Case(mode, fused, cfg, batch, device, adam_impl)
+            case.adam_impl, case.dropout_impl = adam_impl, dropout_impl
             t0 = time.perf_counter()
             for _ in range(args.warmup):
                 case.train_step()
@@ -226,7 +235,8 @@ def bench_config(modes, backend: str, batch_size: int, args, device: torch.devic
                 case.floor_eval()
             case.times = {k: [] for k in ("train_step", "floor_step", "eval_forward", "floor_eval")}
             cases.append(case)
-            print(f"  ready: B={batch_size} backend={backend} mode={mode}{'' if fused else ' (plain visual)'} "
+            print(f"  ready: B={batch_size} backend={backend} mode={mode} adam={adam_impl} dropout={dropout_impl}"
+                  f"{'' if fused else ' (plain visual)'} "
                   f"(warm-up {case.warmup_s:.1f} s)", flush=True)
     for _ in range(args.steps):  # interleaved: every case's floor and step in turn
         for case in cases:
@@ -238,7 +248,8 @@ def bench_config(modes, backend: str, batch_size: int, args, device: torch.devic
     for case in cases:
         s = {k: summary(v) for k, v in case.times.items()}
         rows.append({
-            "batch": batch_size, "backend": backend, "dropout": dropout, "mode": case.mode,
+            "batch": batch_size, "backend": backend, "dropout": dropout, "dropout_impl": case.dropout_impl,
+            "adam_impl": case.adam_impl, "mode": case.mode,
             "visual_path": "fused" if case.fused else "plain", "warmup_s": round(case.warmup_s, 2),
             **{k: s[k] for k in s},
             # each repetition's step over the floor timed just before it, then the median: load that
@@ -274,10 +285,16 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default); the issue used 1")
     p.add_argument("--compare-ref", action="store_true", help="also time the plain visual layers (fused_visual=False)")
+    p.add_argument("--adam-impl", default="fused",
+                   help=f"comma list from {ADAM_IMPLS}: torch's Adam implementation (train.py's; default fused)")
+    p.add_argument("--dropout-impl", default=ModelConfig().dropout_impl,
+                   help=f"comma list from {DROPOUT_IMPLS}: relation-layer dropout masks (ModelConfig.dropout_impl)")
     p.add_argument("--out", default=None, help="write results.json there (atomically)")
     args = p.parse_args(argv)
     modes = _list(args.modes or "eager,bf16,compile", MODES, "modes", p)
     backends = _list(args.backends, BACKENDS, "backends", p)
+    args.adam_impls = _list(args.adam_impl, ADAM_IMPLS, "adam-impl", p)
+    args.dropout_impls = _list(args.dropout_impl, DROPOUT_IMPLS, "dropout-impl", p)
     try:
         batches = [int(b) for b in args.batch.split(",") if b.strip()]
     except ValueError:
@@ -325,10 +342,11 @@ def main(argv=None) -> int:
             rows += bench_config(modes, backend, batch_size, args, device)
 
     print(f"\n{header}\n{isa}")
-    print(f"{'B':>4} {'backend':<9} {'mode':<13} {'path':<6} {'train ms':>9} {'floor':>8} {'ratio':>6}  "
-          f"{'eval ms':>8} {'floor':>7} {'ratio':>6}")
+    print(f"{'B':>4} {'backend':<9} {'mode':<13} {'adam':<8} {'dropout':<8} {'path':<6} {'train ms':>9} {'floor':>8} "
+          f"{'ratio':>6}  {'eval ms':>8} {'floor':>7} {'ratio':>6}")
     for r in rows:
-        print(f"{r['batch']:>4} {r['backend']:<9} {r['mode']:<13} {r['visual_path']:<6} "
+        print(f"{r['batch']:>4} {r['backend']:<9} {r['mode']:<13} {r['adam_impl']:<8} {r['dropout_impl']:<8} "
+              f"{r['visual_path']:<6} "
               f"{r['train_step']['median_ms']:>9.1f} {r['floor_step']['median_ms']:>8.1f} {r['train_ratio']:>5.2f}x  "
               f"{r['eval_forward']['median_ms']:>8.1f} {r['floor_eval']['median_ms']:>7.1f} {r['eval_ratio']:>5.2f}x")
     print("ratio: median over repetitions of (step ms / floor ms timed just before it); ms: medians")
@@ -338,11 +356,26 @@ def main(argv=None) -> int:
             if r["visual_path"] != "fused":
                 continue
             ref = next(x for x in rows if x["visual_path"] == "plain" and
-                       all(x[k] == r[k] for k in ("batch", "backend", "mode")))
+                       all(x[k] == r[k] for k in ("batch", "backend", "mode", "adam_impl", "dropout_impl")))
             paired = {k: statistics.median(a / b for a, b in zip(ref["samples_ms"][k], r["samples_ms"][k]))
                       for k in ("train_step", "eval_forward")}  # the two run back to back in every repetition
             r["speedup_vs_plain"] = paired
-            print(f"  B={r['batch']} {r['backend']} {r['mode']}: train {paired['train_step']:.2f}x, "
+            print(f"  B={r['batch']} {r['backend']} {r['mode']} adam={r['adam_impl']} dropout={r['dropout_impl']}: "
+                  f"train {paired['train_step']:.2f}x, "
+                  f"eval {paired['eval_forward']:.2f}x")
+    if len(args.adam_impls) * len(args.dropout_impls) > 1:
+        base = (args.adam_impls[-1], args.dropout_impls[-1])
+        print(f"vs adam={base[0]} dropout={base[1]} (median of its ms / this ms over repetitions, same run):")
+        for r in rows:
+            ref = next(x for x in rows if (x["adam_impl"], x["dropout_impl"]) == base and
+                       all(x[k] == r[k] for k in ("batch", "backend", "mode", "visual_path")))
+            if ref is r:
+                continue
+            paired = {k: statistics.median(a / b for a, b in zip(ref["samples_ms"][k], r["samples_ms"][k]))
+                      for k in ("train_step", "eval_forward")}
+            r["speedup_vs_impls"] = {"adam_impl": base[0], "dropout_impl": base[1], **paired}
+            print(f"  B={r['batch']} {r['backend']} {r['mode']} adam={r['adam_impl']} dropout={r['dropout_impl']}"
+                  f"{'' if r['visual_path'] == 'fused' else ' (plain visual)'}: train {paired['train_step']:.2f}x, "
                   f"eval {paired['eval_forward']:.2f}x")
     if args.out:
         out = Path(args.out)

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import avattn
 from examples.cmran.config import VISUAL_DIMS, ConfigError, ModelConfig, TrainConfig
 from examples.cmran.model import CMRAN, CMRANWeights, count_parameters
 
@@ -116,6 +117,7 @@ def test_ablations_build_what_they_say():
         ({"itr_layers": -1}, "itr_layers"),
         ({"interaction_heads": 3}, "divisible"),
         ({"dropout": 1.0}, "dropout"),
+        ({"dropout_impl": "fast"}, r"dropout_impl must be one of \('bit', 'torch'\), got 'fast'"),
         ({"weak_loss_on": "logits"}, "only to setting='weak'"),
         ({"agva_audio_along_cells": True}, "needs visual_attention='agva'"),
         ({"cmra": "none", "itr_layers": 2}, "has no effect"),
@@ -142,6 +144,11 @@ def test_configs_round_trip_and_resolve_the_recipe():
     assert (sup.lr_milestones, sup.grad_clip, sup.lr, sup.batch_size) == ((10, 20, 30), 0.1, 5e-4, 32)
     assert (weak.lr_milestones, weak.grad_clip) == ((5, 20, 40), 0.5)
     assert TrainConfig.from_dict(sup.to_dict()) == sup
+    # configs written before dropout_impl / adam_impl existed read back as what those runs used
+    old_model = {k: v for k, v in ModelConfig().to_dict().items() if k != "dropout_impl"}
+    assert ModelConfig.from_dict(old_model).dropout_impl == "torch" and ModelConfig().dropout_impl == "bit"
+    old_train = {k: v for k, v in sup.to_dict().items() if k != "adam_impl"}
+    assert TrainConfig.from_dict(old_train).adam_impl == "for" and sup.adam_impl == "fused"
     with pytest.raises(ConfigError, match="unknown fields"):
         ModelConfig.from_dict({"setting": "weak", "heads": 3})
 
@@ -302,3 +309,22 @@ def test_forward_equals_the_equations_in_float64(setting):
     assert len(got) == len(want)
     for name, a, b in zip(got._fields, got, want):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_dropout_impl_changes_only_the_relation_layers_masks():
+    """bit: BitDropout at every nn.Dropout of the relation layers; with p = 0 the same step in float64."""
+    torch.manual_seed(0)
+    ref = CMRAN(ModelConfig(dropout_impl="torch", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
+    bit = CMRAN(ModelConfig(dropout_impl="bit", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
+    bit.load_state_dict(ref.state_dict())
+    n_torch = sum(type(m) is torch.nn.Dropout for m in ref.modules())
+    assert n_torch == 13  # 6 layers x (residual dropout, feed-forward hidden) + the interaction layer
+    assert sum(type(m) is torch.nn.Dropout for m in bit.modules()) == 0
+    assert sum(isinstance(m, avattn.BitDropout) for m in bit.modules()) == n_torch + 1  # + the visual map's
+    visual, audio = torch.rand(2, 10, 7, 7, 512, dtype=torch.float64), torch.rand(2, 10, 128, dtype=torch.float64)
+    a, b = ref.train()(visual, audio), bit.train()(visual, audio)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    ga = torch.autograd.grad(sum(x.sum() for x in a), list(ref.parameters()))
+    gb = torch.autograd.grad(sum(x.sum() for x in b), list(bit.parameters()))
+    assert all(torch.equal(x, y) for x, y in zip(ga, gb))

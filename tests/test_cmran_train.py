@@ -115,6 +115,18 @@ def test_resume_continues_exactly(capsys, tmp_path, two_epochs):
     )["test_acc"]
 
 
+def test_resume_may_switch_the_adam_implementation(capsys, tmp_path):
+    out = tmp_path / "switch"
+    code, _, err = run(capsys, "train", *TINY, "--epochs", "1", "--out", out, "--adam-impl", "for")
+    assert code == 0, err
+    assert load_checkpoint(out / "last.pt")["optimizer"]["param_groups"][0]["fused"] is not True
+    code, stdout, err = run(capsys, "train", *TINY, "--epochs", "2", "--out", out, "--resume")  # default: fused
+    assert code == 0, err
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["optimizer"]["param_groups"][0]["fused"] is True
+    assert ckpt["train_config"].adam_impl == "fused" and ckpt["epoch"] == 2
+
+
 def test_weak_setting_with_bf16_autocast(capsys, tmp_path):
     out = tmp_path / "weak"
     code, stdout, err = run(capsys, "train", *TINY, "--setting", "weak", "--amp", "bf16", "--max-steps", "1",
@@ -229,6 +241,8 @@ BAD_CLI = [
     (["--lr-milestones", "10,x"], "lr-milestones"),
     (["--lr-milestones", "20,10"], "increasing"),
     (["--amp", "fp8"], "invalid choice"),
+    (["--adam-impl", "fast"], "invalid choice"),
+    (["--dropout-impl", "fast"], "invalid choice"),
     (["--data", "/nonexistent/ave"], "does not exist"),
     (["--difficulty", "-1"], "difficulty"),
     (["--device", "tpu"], "device"),

@@ -19,6 +19,7 @@ from ._checks import (
     check_same_batch_time,
     check_sequence_features,
 )
+from .dropout import check_dropout_impl
 from .relation_layer import RelationLayer
 
 INTERACTION_VARIANTS: tuple[str, ...] = ("cmra", "self", "none")
@@ -27,6 +28,8 @@ INTERACTION_VARIANTS: tuple[str, ...] = ("cmra", "self", "none")
 class AudioVideoInteraction(nn.Module):
     """``f = v * a``; ``"cmra"``: ``O = LN(f + Drop(MHA(f, [a ; v])))`` (no FFN);
     ``"self"``: memory ``[f]``; ``"none"``: ``O = f``.
+
+    ``dropout_impl``: the relation layer's (``"torch"`` or ``"bit"``, see ``RelationLayer``).
 
     Shapes: video (B, T, E), audio (B, T, E) -> (B, T, E).
     """
@@ -38,6 +41,7 @@ class AudioVideoInteraction(nn.Module):
         *,
         variant: Literal["cmra", "self", "none"] = "cmra",
         dropout: float = 0.1,
+        dropout_impl: str = "torch",
         backend: str = "auto",
         device=None,
         dtype=None,
@@ -48,11 +52,13 @@ class AudioVideoInteraction(nn.Module):
         dim = check_positive_int("dim", dim)
         num_heads = check_divisor("num_heads", num_heads, "dim", dim)
         dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        dropout_impl = check_dropout_impl(dropout_impl)
         self.dim, self.variant = dim, variant
         self.relation = None
         if variant != "none":
             self.relation = RelationLayer(
-                dim, num_heads, ffn_dim=None, dropout=dropout, backend=backend, device=device, dtype=dtype
+                dim, num_heads, ffn_dim=None, dropout=dropout, dropout_impl=dropout_impl, backend=backend,
+                device=device, dtype=dtype,
             )
 
     def forward(self, video: Tensor, audio: Tensor, *, return_weights: bool = False):

@@ -20,6 +20,7 @@ from ._checks import (
     check_same_batch_time,
     check_sequence_features,
 )
+from .dropout import check_dropout_impl
 from .relation_layer import RelationLayer
 from .temporal_relation import InternalTemporalRelation
 
@@ -35,7 +36,7 @@ class RelationAwareModule(nn.Module):
     - ``"feature_concat"`` (CMRA-F): memory ``[ITR(other), q]`` joined along features
     - ``"none"``: ``q`` alone.
 
-    Only the parts a variant uses are built. Shapes: x (B, T, query_dim),
+    Only the parts a variant uses are built. ``dropout_impl``: the relation layers' (see ``RelationLayer``). Shapes: x (B, T, query_dim),
     other (B, T, other_dim) -> (B, T, dim).
     """
 
@@ -50,6 +51,7 @@ class RelationAwareModule(nn.Module):
         num_heads: int = 4,
         ffn_dim: int = 2048,
         dropout: float = 0.1,
+        dropout_impl: str = "torch",
         backend: str = "auto",
         device=None,
         dtype=None,
@@ -62,6 +64,7 @@ class RelationAwareModule(nn.Module):
         itr_layers = check_nonnegative_int("itr_layers", itr_layers)
         num_heads = check_divisor("num_heads", num_heads, "dim", dim)
         dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        dropout_impl = check_dropout_impl(dropout_impl)
         kw = {"device": device, "dtype": dtype}
         self.variant, self.query_dim, self.other_dim = variant, query_dim, other_dim
         self.query_proj = nn.Linear(query_dim, dim, **kw)
@@ -69,13 +72,14 @@ class RelationAwareModule(nn.Module):
         if variant in ("cmra", "co", "feature_concat"):
             self.itr = InternalTemporalRelation(
                 other_dim, dim, num_layers=itr_layers, num_heads=num_heads, ffn_dim=ffn_dim,
-                dropout=dropout, backend=backend, **kw,
+                dropout=dropout, dropout_impl=dropout_impl, backend=backend, **kw,
             )
         self.relation = None
         if variant != "none":
             layout = "feature" if variant == "feature_concat" else "time"
             self.relation = RelationLayer(
-                dim, num_heads, ffn_dim=ffn_dim, dropout=dropout, memory_layout=layout, backend=backend, **kw
+                dim, num_heads, ffn_dim=ffn_dim, dropout=dropout, memory_layout=layout, dropout_impl=dropout_impl,
+                backend=backend, **kw,
             )
 
     def memory(self, q: Tensor, other: Tensor) -> list[Tensor]:

@@ -20,18 +20,26 @@ from ._checks import (
     check_sequence_features,
 )
 from .cmra import CrossModalRelationAttention, FeatureConcatCMRA
+from .dropout import check_dropout_impl, make_dropout
 
 
 class FeedForward(nn.Module):
-    """``W2 Drop(ReLU(W1 x))``. Shapes: (B, T, E) -> (B, T, E)."""
+    """``W2 Drop(ReLU(W1 x))``. Shapes: (B, T, E) -> (B, T, E).
 
-    def __init__(self, dim: int, hidden_dim: int, *, dropout: float = 0.1, device=None, dtype=None) -> None:
+    ``dropout_impl``: ``"torch"`` (``nn.Dropout``) or ``"bit"`` (``BitDropout``: same distribution,
+    cheaper masks, other random draws).
+    """
+
+    def __init__(
+        self, dim: int, hidden_dim: int, *, dropout: float = 0.1, dropout_impl: str = "torch", device=None, dtype=None
+    ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
         dim, hidden_dim = check_positive_int("dim", dim), check_positive_int("hidden_dim", hidden_dim)
-        dropout = check_dropout("dropout", dropout)
+        dropout, dropout_impl = check_dropout("dropout", dropout), check_dropout_impl(dropout_impl)
         self.net = nn.Sequential(
-            nn.Linear(dim, hidden_dim, **kw), nn.ReLU(), nn.Dropout(dropout), nn.Linear(hidden_dim, dim, **kw)
+            nn.Linear(dim, hidden_dim, **kw), nn.ReLU(), make_dropout(dropout, dropout_impl),
+            nn.Linear(hidden_dim, dim, **kw),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -44,6 +52,9 @@ class RelationLayer(nn.Module):
 
     ``ffn_dim=None`` leaves out the feed-forward sublayer (the AV-interaction layer).
     ``memory_layout="feature"`` joins the memory along features (CMRA-F) instead of time.
+    ``dropout_impl="bit"`` draws the residual and feed-forward dropout masks with ``BitDropout``
+    (same distribution as ``nn.Dropout``, cheaper, other random draws); the attention-weight dropout
+    stays the attention backend's own.
 
     Shapes: x (B, T, E); memory[i] (B, Tk_i, E) -> (B, T, E) (and ``AttentionMaps`` when asked).
     """
@@ -57,6 +68,7 @@ class RelationLayer(nn.Module):
         dropout: float = 0.1,
         memory_layout: Literal["time", "feature"] = "time",
         num_sources: int = 2,
+        dropout_impl: str = "torch",
         backend: str = "auto",
         device=None,
         dtype=None,
@@ -68,6 +80,7 @@ class RelationLayer(nn.Module):
         ffn_dim = None if ffn_dim is None else check_positive_int("ffn_dim", ffn_dim)
         num_sources = check_positive_int("num_sources", num_sources)
         dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        dropout_impl = check_dropout_impl(dropout_impl)
         self.dim = dim
         if memory_layout == "time":
             self.attn = CrossModalRelationAttention(dim, num_heads, dropout=dropout, backend=backend, **kw)
@@ -75,9 +88,9 @@ class RelationLayer(nn.Module):
             self.attn = FeatureConcatCMRA(dim, num_heads, num_sources=num_sources, dropout=dropout, backend=backend, **kw)
         else:
             raise ValueError(f"memory_layout must be 'time' or 'feature', got {memory_layout!r}")
-        self.drop = nn.Dropout(dropout)
+        self.drop = make_dropout(dropout, dropout_impl)
         self.norm1 = nn.LayerNorm(dim, **kw)
-        self.ffn = None if ffn_dim is None else FeedForward(dim, ffn_dim, dropout=dropout, **kw)
+        self.ffn = None if ffn_dim is None else FeedForward(dim, ffn_dim, dropout=dropout, dropout_impl=dropout_impl, **kw)
         self.norm2 = None if ffn_dim is None else nn.LayerNorm(dim, **kw)
 
     def forward(

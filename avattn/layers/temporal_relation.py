@@ -17,11 +17,14 @@ from ._checks import (
     check_positive_int,
     check_sequence_features,
 )
+from .dropout import check_dropout_impl
 from .relation_layer import RelationLayer
 
 
 class InternalTemporalRelation(nn.Module):
     """``x = Linear(in_dim, dim)(x)`` (no activation), then ``num_layers`` self-attention layers.
+
+    ``dropout_impl``: the relation layers' (``"torch"`` or ``"bit"``, see ``RelationLayer``).
 
     Shapes: x (B, T, in_dim); key_padding_mask None or bool (B, T) -> (B, T, dim).
     """
@@ -35,6 +38,7 @@ class InternalTemporalRelation(nn.Module):
         num_heads: int = 4,
         ffn_dim: int = 2048,
         dropout: float = 0.1,
+        dropout_impl: str = "torch",
         backend: str = "auto",
         device=None,
         dtype=None,
@@ -44,11 +48,14 @@ class InternalTemporalRelation(nn.Module):
         num_layers, ffn_dim = check_nonnegative_int("num_layers", num_layers), check_positive_int("ffn_dim", ffn_dim)
         num_heads = check_divisor("num_heads", num_heads, "dim", dim)
         dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        dropout_impl = check_dropout_impl(dropout_impl)
         kw = {"device": device, "dtype": dtype}
         self.in_dim = in_dim
         self.proj = nn.Linear(in_dim, dim, **kw)
         self.layers = nn.ModuleList(
-            RelationLayer(dim, num_heads, ffn_dim=ffn_dim, dropout=dropout, backend=backend, **kw)
+            RelationLayer(
+                dim, num_heads, ffn_dim=ffn_dim, dropout=dropout, dropout_impl=dropout_impl, backend=backend, **kw
+            )
             for _ in range(num_layers)
         )
 

@@ -25,6 +25,8 @@ VISUAL_ATTENTIONS = ("agsca", "agva", "average")
 WEAK_LOSS_INPUTS = ("scores", "logits")
 AMP_MODES = ("none", "bf16", "fp16", "auto")  # auto: resolved by train/evaluate (amp.py)
 INITS = ("default", "reference")
+ADAM_IMPLS = ("fused", "foreach", "for")  # torch.optim.Adam implementations (optim.py); "for" is torch's CPU default
+DROPOUT_IMPLS = ("bit", "torch")  # relation-layer dropout masks: avattn.BitDropout or nn.Dropout
 
 # The recipe of the reference implementation (Xu et al., ACM MM 2020), per setting.
 INTERACTION_HEADS = {"supervised": 4, "weak": 2}
@@ -140,6 +142,9 @@ class ModelConfig:
     d_model: int = 256
     ffn_dim: int = 2048
     dropout: float = 0.1
+    # relation-layer dropout masks: "bit" (avattn.BitDropout: nn.Dropout's distribution, cheaper, other random
+    # draws) or "torch" (nn.Dropout, as the reference code); the attention-weight dropout is the backend's
+    dropout_impl: str = "bit"
     visual_proj: bool | None = None  # Linear(C_v, 512) + ReLU + Dropout on every cell before the visual attention
     visual_proj_dim: int = 512
     visual_dropout: float | None = None  # after the pre-projection; 0.2
@@ -200,6 +205,7 @@ class ModelConfig:
             if self.d_model % getattr(self, name):
                 raise ConfigError(f"d_model={self.d_model} must be divisible by {name}={getattr(self, name)}")
         _prob("dropout", self.dropout)
+        _choice("dropout_impl", self.dropout_impl, DROPOUT_IMPLS)
         if self.visual_dropout is not None:
             _prob("visual_dropout", self.visual_dropout)
         if not isinstance(self.visual_proj, (bool, type(None))) or not isinstance(self.agva_audio_along_cells, bool):
@@ -237,7 +243,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> ModelConfig:
-        return cls(**_known(cls, d, "model config"))
+        d = _known(cls, d, "model config")
+        d.setdefault("dropout_impl", "torch")  # written before the option existed: those runs used nn.Dropout
+        return cls(**d)
 
 
 @dataclass(frozen=True)
@@ -277,6 +285,7 @@ class TrainConfig:
     max_steps: int | None = None  # optimizer steps per epoch (tiny test runs)
     subset: int | None = None  # use only the first N videos of each split (tiny test runs)
     eval_batch_size: int = 64
+    adam_impl: str = "fused"  # the same Adam update in torch's fused kernel; "for" is torch's default on a CPU
 
     def resolve(self, setting: str, model: str = "cmran") -> TrainConfig:
         """Fill the model's and setting's recipe defaults, then validate."""
@@ -336,6 +345,7 @@ class TrainConfig:
                 raise ConfigError(f"data_seed applies only to data='synthetic', got data={self.data!r}")
             _int("data_seed", self.data_seed, 0, SEED_MAX)
         _choice("amp", self.amp, AMP_MODES)
+        _choice("adam_impl", self.adam_impl, ADAM_IMPLS)
         if not isinstance(self.tf32, bool) or not isinstance(self.compile, bool):
             raise ConfigError(f"tf32 and compile must be booleans, got {self.tf32!r}, {self.compile!r}")
         _int("num_workers", self.num_workers, 0)
@@ -359,13 +369,17 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         d = _known(cls, d, "train config")
         d.setdefault("lr_unit", "epoch")  # written before lr_unit existed: CMRAN's epoch milestones
+        d.setdefault("adam_impl", "for")  # written before the option existed: torch's default Adam (CPU)
         if d.get("lr_milestones") is not None:
             d["lr_milestones"] = tuple(d["lr_milestones"])
         return cls(**d)
 
 
 # Train-config fields that may change when a run is resumed (everything else must match).
-RESUMABLE_CHANGES = ("epochs", "out", "device", "num_workers", "compile", "tf32", "eval_batch_size", "data")
+# adam_impl: the same update rule in another implementation (rounding differs, the optimizer state does not).
+RESUMABLE_CHANGES = (
+    "epochs", "out", "device", "num_workers", "compile", "tf32", "eval_batch_size", "data", "adam_impl",
+)
 
 
 def _known(cls, d: dict, what: str) -> dict:

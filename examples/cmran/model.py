@@ -85,7 +85,8 @@ class CMRAN(nn.Module):
             raise TypeError(f"config must be a ModelConfig, got {type(cfg).__name__}")
         kw = {"device": device, "dtype": dtype}
         e = cfg.d_model
-        layer_kw = {"num_heads": cfg.num_heads, "ffn_dim": cfg.ffn_dim, "dropout": cfg.dropout, "backend": cfg.backend, **kw}
+        drop_kw = {"dropout": cfg.dropout, "dropout_impl": cfg.dropout_impl}
+        layer_kw = {"num_heads": cfg.num_heads, "ffn_dim": cfg.ffn_dim, **drop_kw, "backend": cfg.backend, **kw}
 
         # Visual pre-projection and visual attention (none for audio_only).
         self.visual_proj = None
@@ -119,7 +120,7 @@ class CMRAN(nn.Module):
                 visual_dim, AUDIO_DIM, e, variant=cfg.cmra, itr_layers=cfg.itr_layers or 0, **layer_kw
             )
             self.interaction = AudioVideoInteraction(
-                e, cfg.interaction_heads or 1, variant=cfg.interaction, dropout=cfg.dropout, backend=cfg.backend, **kw
+                e, cfg.interaction_heads or 1, variant=cfg.interaction, **drop_kw, backend=cfg.backend, **kw
             )
         else:
             enc_kw = {"num_layers": cfg.itr_layers, **layer_kw}

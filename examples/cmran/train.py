@@ -59,8 +59,10 @@ from .checkpoint import (
     write_jsonl,
 )
 from .config import (
+    ADAM_IMPLS,
     AMP_MODES,
     ARCHS,
+    DROPOUT_IMPLS,
     INITS,
     LR_UNITS,
     SELECTIONS,
@@ -75,6 +77,7 @@ from .config import (
 from .evaluate import autocast, build_splits, evaluate_accuracy, resolve_device, to_device
 from .model import count_parameters
 from .models import MODELS, build_model, describe, model_name
+from .optim import clip_gradients, make_adam, set_adam_impl
 from .psp import AVPS_TARGETS, PSPConfig
 
 CMRA_CHOICES = ("cmra", "none", "self", "co", "feature_concat")
@@ -84,7 +87,7 @@ INTERACTION_CHOICES = ("cmra", "none", "self")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
+    d, m = TrainConfig(), ModelConfig()
     g = p.add_argument_group("data")
     g.add_argument("--setting", default="supervised", choices=("supervised", "weak"))
     g.add_argument("--data", default=d.data, help="'synthetic' or the AVE release directory")
@@ -114,6 +117,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=d.seed, help="model init, dropout and data order")
     g.add_argument("--max-steps", type=int, default=None, help="at most this many steps per epoch (tiny runs)")
     g.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    g.add_argument("--adam-impl", default=d.adam_impl, choices=ADAM_IMPLS,
+                   help="torch's Adam implementation, same update rule (default fused; 'for': torch's CPU default)")
 
     g = p.add_argument_group("model")
     g.add_argument("--model", default="cmran", choices=MODELS,
@@ -128,6 +133,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--interaction", default=None, choices=INTERACTION_CHOICES, help="AV interaction (default cmra)")
     g.add_argument("--itr-layers", type=int, default=None, help="ITR depth L (default 2)")
     g.add_argument("--interaction-heads", type=int, default=None, help="default 4 supervised / 2 weak")
+    g.add_argument("--dropout-impl", default=None, choices=DROPOUT_IMPLS,
+                   help=f"relation-layer dropout masks: bit (BitDropout, default {m.dropout_impl}: same distribution, "
+                        "cheaper) or torch (nn.Dropout, the reference's); the random draws differ")
     g.add_argument("--visual-dropout", type=float, default=None, help="dropout after the visual pre-projection (default 0.2)")
     g.add_argument("--no-visual-proj", action="store_true", help="drop the Linear(C_v,512)+ReLU+Dropout pre-projection")
     g.add_argument("--agva-audio-along-cells", action="store_true", help="AVEL's AGVA code quirk")
@@ -179,7 +187,8 @@ _FAMILY_OPTIONS = {
               ("interaction", "--interaction", None), ("itr_layers", "--itr-layers", None),
               ("interaction_heads", "--interaction-heads", None), ("visual_dropout", "--visual-dropout", None),
               ("no_visual_proj", "--no-visual-proj", False), ("agva_audio_along_cells", "--agva-audio-along-cells", False),
-              ("weak_loss_on", "--weak-loss-on", None), ("backend", "--backend", None), ("init", "--init", None)],
+              ("weak_loss_on", "--weak-loss-on", None), ("backend", "--backend", None), ("init", "--init", None),
+              ("dropout_impl", "--dropout-impl", None)],
     "avel": [("avel_variant", "--avel-variant", None), ("agva_paper", "--agva-paper", False),
              ("mil_pooling", "--mil-pooling", None), ("avel_loss", "--avel-loss", None),
              ("dmrn_blocks", "--dmrn-blocks", None), ("dmrn_own_residuals", "--dmrn-own-residuals", False)],
@@ -204,6 +213,7 @@ def model_config_from_args(args: argparse.Namespace) -> ModelConfig | AVELConfig
             visual_dropout=args.visual_dropout, visual_proj=False if args.no_visual_proj else None,
             agva_audio_along_cells=args.agva_audio_along_cells, weak_loss_on=args.weak_loss_on or "scores",
             backend=args.backend or "auto", init=args.init or "default",
+            dropout_impl=args.dropout_impl or ModelConfig().dropout_impl,
         )
     if family == "avel":
         if args.dropout is not None:
@@ -234,7 +244,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig | AVELConfi
         data_seed=args.data_seed, amp=args.amp, tf32=args.tf32, compile=args.compile, device=args.device,
         num_workers=args.num_workers, max_steps=args.max_steps, subset=args.subset,
         eval_batch_size=args.eval_batch_size, lr_unit=args.lr_unit, shuffle=not args.no_shuffle,
-        select_on=args.select_on,
+        select_on=args.select_on, adam_impl=args.adam_impl,
     ).resolve(model_cfg.setting, model_name(model_cfg))
     for flag in ("debug_nan_at_step", "debug_nan_grad_at_step"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
@@ -434,7 +444,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
         pin_memory=device.type == "cuda", generator=data_generator, persistent_workers=False,
     )
     steps_per_epoch = len(loader) if cfg.max_steps is None else min(len(loader), cfg.max_steps)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    optimizer = make_adam(model.parameters(), lr=cfg.lr, impl=cfg.adam_impl)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), gamma=cfg.lr_gamma)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.amp == "fp16")
     torch.manual_seed(cfg.seed + 1 + rank)  # this process's dropout stream
@@ -443,6 +453,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
     if ckpt is not None:
         load_model_state(model, ckpt["model"], resume)
         optimizer.load_state_dict(ckpt["optimizer"])
+        set_adam_impl(optimizer, cfg.adam_impl)  # the saved param groups carry the saving run's implementation
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         states = ckpt["rng"]
@@ -534,10 +545,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             if order is not None:
                 grad_log.append(_grad_record(model, order, epoch, step, cfg.batch_size // world_size))
             # the norm of the all-reduced gradients: the same on every rank, so all ranks agree to stop
-            if cfg.grad_clip > 0:
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip).item()
-            else:
-                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None]).item()
+            grad_norm = clip_gradients(model.parameters(), cfg.grad_clip).item()
             if not math.isfinite(grad_norm) and not scaler.is_enabled():  # fp16: the scaler skips the step
                 return _stop_non_finite(master, bar, out, epoch, step, f"gradient norm ({grad_norm})")
             scaler.step(optimizer)
