@@ -96,7 +96,7 @@ def test_clip_gradients_is_torchs_clipping_without_a_sync():
 
 def test_bad_adam_impl_fails_loudly():
     with pytest.raises(ConfigError, match=r"adam_impl must be one of \('fused', 'foreach', 'for'\), got 'fast'"):
-        TrainConfig(adam_impl="fast").validate()
+        TrainConfig(adam_impl="fast").resolve("supervised")
     with pytest.raises(ConfigError, match="adam_impl must be one of"):
         make_adam([torch.zeros(2, requires_grad=True)], lr=1e-3, impl="fast")
     assert TrainConfig().adam_impl == "fused" and set(ADAM_IMPLS) == {"fused", "foreach", "for"}
