@@ -213,7 +213,8 @@ def check_resumable(ckpt: dict, model_config: AnyConfig, train_config: TrainConf
             f"pass --epochs {ckpt['epoch']} or more (a resumed run cannot be shortened)"
         )
     a, b = ckpt["train_config"].to_dict(), train_config.to_dict()
-    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES}
+    # amp_auto only says how amp was chosen: the amp itself is compared (a bf16 run resumes under an auto -> bf16)
+    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in (*RESUMABLE_CHANGES, "amp_auto")}
     if diff:
         raise CheckpointError(
             f"cannot resume from {str(path)!r}: its training recipe differs (field: (checkpoint, now)) {diff}; "

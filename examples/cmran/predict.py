@@ -29,8 +29,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from .amp import resolve_amp, run_amp
 from .checkpoint import atomic_write
-from .config import ConfigError, check_data
+from .config import AMP_MODES, ConfigError, check_data
 from .evaluate import (
     SPLITS,
     add_model_argument,
@@ -152,7 +153,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default=None, choices=("none", "bf16", "fp16"), help="default: the training run's")
+    p.add_argument("--amp", default=None, choices=AMP_MODES,
+                   help="default: the training run's (a run trained with auto chooses again for this device)")
     p.add_argument("--batch-size", type=int, default=64)
 
 
@@ -177,6 +179,10 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
     train_cfg = with_data(ckpt["train_config"], args.data)
+    requested = run_amp(train_cfg, args.amp)
+    amp, note = resolve_amp(requested, device)
+    if requested == "auto":
+        print(note)
     dataset = build_splits(model.config, train_cfg)[args.split]
     ids = dataset_video_ids(dataset)
     if wanted is None:
@@ -189,7 +195,7 @@ def main(args: argparse.Namespace) -> int:
                               f"({len(ids)} videos, e.g. {', '.join(ids[:3])})")
         positions = [where[v] for v in wanted]
     records = predict_events(model, dataset, positions, ids, category_names(dataset), split=args.split,
-                             device=device, amp=train_cfg.amp if args.amp is None else args.amp,
+                             device=device, amp=amp,
                              batch_size=args.batch_size)
     write_events(out, records)
     n_events = sum(len(r["events"]) for r in records)
