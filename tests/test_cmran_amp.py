@@ -103,3 +103,16 @@ def test_resuming_compares_the_effective_amp_not_how_it_was_chosen(tmp_path):
     check_resumable(ckpt, model_cfg, cfg("bf16", True), "last.pt")  # --amp bf16 resumed with --amp auto -> bf16
     with pytest.raises(CheckpointError, match="'amp': \\('bf16', 'none'\\)"):
         check_resumable(ckpt, model_cfg, cfg("none", True), "last.pt")  # auto chose otherwise here
+
+
+@pytest.mark.parametrize("model", ["avel", "psp"])
+def test_fp16_autocast_trains_the_lstm_models_on_cpu(model, tmp_path, capsys):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = cli(["train", "--model", model, "--setting", "weak", *TINY, "--epochs", "1", "--amp", "fp16",
+                    "--out", str(tmp_path / "run")])
+    finally:
+        torch.set_num_threads(n)
+    assert code == 0, capsys.readouterr().err
+    assert json.loads((tmp_path / "run" / "result.json").read_text())["test_segments"] > 0

@@ -118,6 +118,20 @@ def test_bilstm_is_nn_lstm(dtype):
     torch.testing.assert_close(fresh(x), lstm(x)[0], rtol=0, atol=0)
 
 
+def test_bilstm_runs_in_float32_under_cpu_float16_autocast():
+    """oneDNN has no fp16 LSTM on CPU: under fp16 autocast the encoder gives its float32 result, gradients too."""
+    enc = avattn.BiLSTMEncoder(5, 4, num_layers=2)
+    x = torch.randn(2, 7, 5, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.float16):
+        got = enc(x.half())  # a half input (an fp16 layer before it) as well
+    want = enc(x.half().float())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    (g,) = torch.autograd.grad(got.sum(), x)
+    (w,) = torch.autograd.grad(want.sum(), x)
+    torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
 def test_bilstm_init_like_nn_lstm():
     enc = avattn.BiLSTMEncoder(20, 16)
     bound = 1 / math.sqrt(16)
