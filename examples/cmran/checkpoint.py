@@ -28,6 +28,15 @@ REQUIRED_KEYS = (
     "rng", "epoch", "best_val", "best_epoch", "history", "world_size",
 )
 
+# What a run writes into --out; a fresh run (train, import-reference) refuses a folder holding any of them
+# unless --overwrite.
+RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "result.json")
+
+
+def run_files_in(out: str | os.PathLike) -> list[str]:
+    """The run files (``RUN_FILES``) that the folder ``out`` holds already."""
+    return [name for name in RUN_FILES if (Path(out) / name).exists()]
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, of another format, or made for another model/run."""

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .amp import resolve_amp, run_amp
 from .checkpoint import atomic_write
-from .config import AMP_MODES, ConfigError, check_data
+from .config import AMP_MODES, ConfigError, check_data, check_out_dir
 from .evaluate import (
     SPLITS,
     add_model_argument,
@@ -164,9 +164,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .jsonl or .csv, got {args.out!r}")
     if out.is_dir():
         raise ConfigError(f"--out {args.out!r} is a directory, expected a file name ending in .jsonl or .csv")
-    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise ConfigError(f"--out {args.out!r}: {str(blocker)!r} is a file, expected a directory")
+    check_out_dir(out.parent, flag=f"--out {args.out!r}: its folder")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     wanted = None

@@ -44,6 +44,7 @@ from .amp import resolve_amp
 from .avel import AVEL_LOSSES, AVEL_VARIANTS, MIL_POOLINGS, AVELConfig
 from .checkpoint import (
     FORMAT,
+    RUN_FILES,
     VERSION,
     CheckpointError,
     atomic_write,
@@ -53,6 +54,7 @@ from .checkpoint import (
     load_model_state,
     remove_stale_temp_files,
     rng_state,
+    run_files_in,
     save_checkpoint,
     set_rng_state,
     write_json,
@@ -78,8 +80,6 @@ from .models import MODELS, build_model, describe, model_name
 from .psp import AVPS_TARGETS, PSPConfig
 
 CMRA_CHOICES = ("cmra", "none", "self", "co", "feature_concat")
-# What a run writes into --out; a fresh run refuses a folder holding any of them unless --overwrite.
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "result.json")
 INTERACTION_CHOICES = ("cmra", "none", "self")
 
 
@@ -252,7 +252,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig | AVELConfi
             f"--out {train_cfg.out!r} already holds another run ({last}); resuming {args.resume!r} there would mix "
             f"the two runs' checkpoints: choose an --out without a run, or --resume {str(last)!r} to continue that one"
         )
-    present = [name for name in RUN_FILES if (Path(train_cfg.out) / name).exists()]
+    present = run_files_in(train_cfg.out)
     if args.resume is None and present and not args.overwrite:
         how = "pass --resume to continue it, --overwrite to start afresh" if last.exists() else \
             "pass --overwrite to replace them"
