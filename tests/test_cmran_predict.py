@@ -107,6 +107,22 @@ def test_predict_events_agrees_with_predict_segments(weak):
         assert next(r for r in records if r["index"] == 3)["events"] == []
 
 
+@pytest.mark.parametrize("weak", [False, True])
+def test_non_finite_output_is_refused_naming_the_video(weak):
+    from examples.cmran.evaluate import NonFiniteOutputError
+
+    t = 10
+    audio = torch.rand(8, t, 128)
+    audio[5, 3, 0] = float("nan")  # the event logit of one segment of video v5
+    data = [(torch.zeros(t, 1), audio[i], torch.zeros(t, dtype=torch.long), torch.tensor(0)) for i in range(8)]
+    ids = [f"v{i}" for i in range(8)]
+    with pytest.raises(NonFiniteOutputError, match="video 'v5' \\(item 5 of the test split\\)"):
+        predict_events(_Stub(weak), data, [0, 7, 5, 2], ids, NAMES, split="test", device=torch.device("cpu"),
+                       batch_size=2)
+    assert len(predict_events(_Stub(weak), data, [0, 7, 2], ids, NAMES, split="test",
+                              device=torch.device("cpu"), batch_size=2)) == 3  # the other videos are fine
+
+
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A run folder whose model is random, with relevance biases that make both events and background."""

@@ -104,6 +104,11 @@ def to_device(batch, device: torch.device):
             segment_labels.to(device, non_blocking=nb), video_labels.to(device, non_blocking=nb))
 
 
+def non_finite_videos(output) -> torch.Tensor:
+    """(B,) bool: the videos whose model output holds NaN or infinity in any of its tensors."""
+    return ~torch.stack([torch.isfinite(x).flatten(1).all(1) for x in output if torch.is_tensor(x)]).all(0)
+
+
 @torch.no_grad()
 def evaluate_accuracy(
     model: CMRAN | torch.nn.Module,
@@ -135,7 +140,7 @@ def evaluate_accuracy(
         visual, audio, segment_labels, _ = to_device(batch, device)
         with autocast(device, amp):
             output = model(visual, audio)
-        bad = ~torch.stack([torch.isfinite(x).flatten(1).all(1) for x in output if torch.is_tensor(x)]).all(0)
+        bad = non_finite_videos(output)
         index = rank + world_size * torch.arange(start, start + len(bad), device=device)
         first_bad = torch.minimum(first_bad, torch.where(bad, index, len(dataset)).min())
         n_bad += bad.sum()
@@ -228,4 +233,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["CheckpointError", "NonFiniteOutputError", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]
+__all__ = ["CheckpointError", "NonFiniteOutputError", "non_finite_videos", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]

@@ -34,10 +34,12 @@ from .checkpoint import atomic_write
 from .config import AMP_MODES, ConfigError, check_data, check_out_dir
 from .evaluate import (
     SPLITS,
+    NonFiniteOutputError,
     add_model_argument,
     autocast,
     build_splits,
     load_trained_model,
+    non_finite_videos,
     resolve_device,
     to_device,
     with_data,
@@ -110,7 +112,8 @@ def segment_relevance(output) -> torch.Tensor:
 @torch.no_grad()
 def predict_events(model, dataset, positions: list[int], ids: list[str], names: list[str], *, split: str,
                    device: torch.device, amp: str = "none", batch_size: int = 64) -> list[dict]:
-    """One record per video at ``positions`` of ``dataset``: its id, split, position and events."""
+    """One record per video at ``positions`` of ``dataset``: its id, split, position and events.
+    ``NonFiniteOutputError`` (naming the video) where the model's output is NaN or infinite."""
     records = []
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False)
     done = 0
@@ -119,6 +122,13 @@ def predict_events(model, dataset, positions: list[int], ids: list[str], names: 
         with autocast(device, amp):
             output = model(visual, audio)
         output = type(output)(*(x.float() for x in output))
+        bad = non_finite_videos(output).nonzero().flatten().tolist()
+        if bad:
+            i = positions[done + bad[0]]
+            raise NonFiniteOutputError(
+                f"the model's output is NaN or infinite on video {ids[i]!r} (item {i} of the {split} split"
+                f"{f' and {len(bad) - 1} more of its batch' if len(bad) > 1 else ''}): no events can be given "
+                f"(amp={amp!r}; the inputs were checked, so the weights or the arithmetic overflowed)")
         labels = model.predict(output).cpu().tolist()
         relevance = segment_relevance(output).cpu().tolist()
         for j in range(len(labels)):
