@@ -201,3 +201,18 @@ def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_pa
     for argv in commands:
         args = build_parser().parse_args(argv)
         assert Path(args.checkpoint) == out / "best.pt"
+
+
+def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):
+    import examples.cmran.predict as predict_module
+
+    built = []
+
+    def recording(model_cfg, train_cfg, splits=("train", "val", "test")):
+        built.append(tuple(splits))
+        return build_splits(model_cfg, train_cfg, splits)
+
+    monkeypatch.setattr(predict_module, "build_splits", recording)
+    assert cli(["predict", "--checkpoint", str(run_folder / "best.pt"), "--split", "val",
+                "--out", str(tmp_path / "e.jsonl")]) == 0
+    assert built == [("val",)]

@@ -191,7 +191,7 @@ def main(args: argparse.Namespace) -> int:
     amp, note = resolve_amp(requested, device)
     if requested == "auto":
         print(note)
-    dataset = build_splits(model.config, train_cfg)[args.split]
+    dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]
     ids = dataset_video_ids(dataset)
     if wanted is None:
         positions = list(range(len(dataset)))
