@@ -37,6 +37,7 @@ from avattn import (
     segment_cross_entropy,
     soft_target_bce_loss,
 )
+from avattn.losses import check_label_range
 
 from .avel import NUM_CLASSES, _default, check_inputs
 from .config import AUDIO_DIM, SETTINGS, VISUAL_DIMS, ConfigError, _choice, _known, _positive, _prob
@@ -208,6 +209,7 @@ class PSP(nn.Module):
         """
         cfg = self.config
         if cfg.setting == "weak":
+            check_label_range("video_labels", video_labels, NUM_CLASSES)
             target = F.one_hot(video_labels.long(), NUM_CLASSES).to(output.video_probs.dtype)
             return soft_target_bce_loss(output.video_probs, target)
         loss = segment_cross_entropy(output.segment_logits, segment_labels)
