@@ -334,3 +334,18 @@ def test_bad_inputs_name_the_argument():
         model(torch.rand(2, 3, 7, 7, 2048), torch.randn(2, 3, 128))
     with pytest.raises(ValueError, match=r"audio must be a float tensor \(B, T, 128\) with the B, T of visual \(2, 3\)"):
         build_model(AVELConfig())(torch.rand(2, 3, 49, 512), torch.randn(2, 4, 128))
+
+
+@pytest.mark.parametrize("extra", [["--avps-target", "stale"], ["--setting", "weak"]])
+def test_psp_resume_continues_exactly(capsys, tmp_path, extra):
+    """PSP (dropout 0.1 on): 1 epoch + resume to 3 equals 3 epochs in one go, with the stale AVPS buffer too."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    opts = [*TINY, "--model", "psp", "--dropout", "0.3", *extra]
+    assert run(capsys, "train", *opts, "--epochs", "3", "--out", a)[0] == 0
+    assert run(capsys, "train", *opts, "--epochs", "1", "--out", b)[0] == 0
+    assert run(capsys, "train", *opts, "--epochs", "3", "--out", b, "--resume")[0] == 0
+    sa, sb = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
+    for k in sa["model"]:
+        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    if "stale" in extra:
+        assert torch.equal(sa["model_extra"][0]["stale_target"], sb["model_extra"][0]["stale_target"])

@@ -3,7 +3,8 @@ and the RNG state that makes ``--resume`` continue exactly.
 
 A checkpoint is a dict: format, version, model_config, train_config, model (state dict),
 optimizer, scheduler, scaler, rng (one entry per DDP rank), epoch (completed), best_val,
-best_epoch, history (the metrics.jsonl records so far), world_size.
+best_epoch, history (the metrics.jsonl records so far), world_size; and model_extra (one entry per
+rank: the model's state beyond its weights, e.g. PSP's stale AVPS targets; None for models without).
 """
 
 from __future__ import annotations

@@ -201,6 +201,14 @@ class PSP(nn.Module):
         self._stale_target = buf
         return buf[:b].clone()
 
+    def extra_training_state(self) -> dict:
+        """What resuming needs beyond the weights: avps_target="stale"'s buffer (None until used), on the CPU."""
+        return {"stale_target": None if self._stale_target is None else self._stale_target.cpu()}
+
+    def load_extra_training_state(self, state: dict) -> None:
+        target = state.get("stale_target")
+        self._stale_target = None if target is None else target.to(self.classifier.output.weight.device)
+
     def loss(self, output: PSPSupervisedOutput | PSPWeakOutput, segment_labels: Tensor, video_labels: Tensor) -> Tensor:
         """segment_labels (B, T) int (28 = background); video_labels (B,) int.
 

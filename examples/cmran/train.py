@@ -408,6 +408,18 @@ def _grad_record(model, order: list[list[int]], epoch: int, step: int, local_bat
     }
 
 
+def _extra_states(model, world_size: int) -> list | None:
+    """Each rank's model state beyond the weights (PSP's stale AVPS target buffer), or None (collective)."""
+    get = getattr(model, "extra_training_state", None)
+    if get is None:
+        return None
+    states = [get()]
+    if world_size > 1:
+        states = [None] * world_size
+        dist.all_gather_object(states, get())
+    return states
+
+
 def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
            debug_nan_grad_at_step, progress: _Progress, debug_grads_out: str | None = None) -> int:
     ckpt = None
@@ -450,6 +462,8 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             _log(master, f"warning: resuming a {len(states)}-process run with {world_size} processes: "
                          "data order and dropout will not continue bit-exactly", err=True)
         set_rng_state(states[rank % len(states)], data_generator)
+        if ckpt.get("model_extra") is not None:
+            model.load_extra_training_state(ckpt["model_extra"][rank % len(ckpt["model_extra"])])
         start_epoch, best_val, best_epoch = ckpt["epoch"], ckpt["best_val"], ckpt["best_epoch"]
         history = list(ckpt["history"])
         _log(master, f"resumed from {resume} at epoch {start_epoch} (best val {100 * best_val:.2f}% at epoch {best_epoch})")
@@ -493,6 +507,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "rng": states, "epoch": epoch, "best_val": best_val,
             "best_epoch": best_epoch, "history": history, "world_size": world_size,
+            "model_extra": _extra_states(model, world_size),
         }
 
     # ---- train ----
