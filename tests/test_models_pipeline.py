@@ -239,6 +239,12 @@ def test_model_selection_options(capsys, tmp_path, select_on):
         assert result["best_epoch"] == best + 1 and result["test_acc"] == pytest.approx(hist[best]["test_acc"])
         assert "picked on TEST" in stdout
     assert result["selected_on"] == select_on
+    code, stdout, _ = run(capsys, "train", *TINY, "--model", "psp", "--setting", "weak", "--epochs", "4",
+                          "--select-on", select_on, "--out", out, "--resume")
+    assert code == 0
+    best = result["best_epoch"]
+    score = 100 * hist[best - 1]["test_acc" if select_on == "test" else "val_acc"]
+    assert f"(best {select_on}{', val' if select_on == 'last' else ''} {score:.2f}% at epoch {best})" in stdout
 
 
 def test_resume_continues_exactly(capsys, tmp_path):

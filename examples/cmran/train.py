@@ -466,7 +466,8 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             model.load_extra_training_state(ckpt["model_extra"][rank % len(ckpt["model_extra"])])
         start_epoch, best_val, best_epoch = ckpt["epoch"], ckpt["best_val"], ckpt["best_epoch"]
         history = list(ckpt["history"])
-        _log(master, f"resumed from {resume} at epoch {start_epoch} (best val {100 * best_val:.2f}% at epoch {best_epoch})")
+        best_on = {"val": "best val", "test": "best test", "last": "best last, val"}[cfg.select_on]
+        _log(master, f"resumed from {resume} at epoch {start_epoch} ({best_on} {100 * best_val:.2f}% at epoch {best_epoch})")
         del ckpt
 
     train_model = model
