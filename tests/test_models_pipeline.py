@@ -195,6 +195,7 @@ def test_predicted_segments_follow_the_argmax_rule(tmp_path, capsys):
     assert run(capsys, "train", *TINY, "--model", "psp", "--epochs", "1", "--out", out)[0] == 0
     assert run(capsys, "predict", "--checkpoint", out / "best.pt", "--out", out / "ev.jsonl")[0] == 0
     from examples.cmran.evaluate import build_splits, load_trained_model
+    from examples.cmran.predict import category_names
 
     model, ckpt = load_trained_model(str(out / "best.pt"), torch.device("cpu"))
     test = build_splits(model.config, ckpt["train_config"], ("test",))["test"]
@@ -202,9 +203,14 @@ def test_predicted_segments_follow_the_argmax_rule(tmp_path, capsys):
     audio = torch.stack([test[i][1] for i in range(8)])
     with torch.no_grad():
         labels = model(visual, audio).segment_logits.argmax(-1)
+    names = category_names(test)
+    n_events = 0
     for r, row in zip(records(out / "ev.jsonl"), labels.tolist()):
         covered = {t: e for e in r["events"] for t in range(e["start"], e["end"])}
         assert [t for t in range(10) if row[t] != 28] == sorted(covered)
+        assert all(covered[t]["category"] == names[row[t]] for t in covered)
+        n_events += len(r["events"])
+    assert n_events > 0 and (labels == 28).any()  # not vacuous: both events and background were predicted
 
 
 def test_step_lr_and_fixed_order(capsys, tmp_path):
