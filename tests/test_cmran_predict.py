@@ -216,3 +216,30 @@ def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):
     assert cli(["predict", "--checkpoint", str(run_folder / "best.pt"), "--split", "val",
                 "--out", str(tmp_path / "e.jsonl")]) == 0
     assert built == [("val",)]
+
+
+def test_visualize_names_categories_from_the_data_folder(run_folder, tmp_path, monkeypatch):
+    """visualize titles its figures with the data set's categories.txt, as predict does."""
+    import examples.cmran.visualize as visualize_module
+
+    names = [f"custom_{i}" for i in range(28)]
+    (tmp_path / "categories.txt").write_text("\n".join(names) + "\n")
+
+    class WithRoot(torch.utils.data.Dataset):  # the synthetic test split, as if read from tmp_path
+        def __init__(self, inner):
+            self.inner, self.root = inner, tmp_path
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, i):
+            return self.inner[i]
+
+    monkeypatch.setattr(visualize_module, "build_splits",
+                        lambda *a, **k: {s: WithRoot(d) for s, d in build_splits(*a, **k).items()})
+    seen = []
+    monkeypatch.setattr(visualize_module, "plot_agsca", lambda path, spatial, truth, pred, n, title: seen.append(n))
+    monkeypatch.setattr(visualize_module, "plot_relations", lambda *a, **k: None)
+    assert cli(["visualize", "--checkpoint", str(run_folder / "best.pt"), "--num-videos", "1",
+                "--out", str(tmp_path / "vis")]) == 0
+    assert seen == [names + ["background"]]

@@ -29,6 +29,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from avattn import BACKGROUND
+
 from .amp import resolve_amp, run_amp
 from .checkpoint import atomic_write
 from .config import AMP_MODES, ConfigError, check_data, check_out_dir
@@ -45,7 +47,6 @@ from .evaluate import (
     with_data,
 )
 
-BACKGROUND = 28
 FORMATS = (".jsonl", ".csv")
 CSV_FIELDS = ("video_id", "split", "index", "category", "start", "end", "relevance")
 
