@@ -97,7 +97,9 @@ def weak_localization_loss(
 
 def _check_segment_scores(name: str, scores: object, segment_labels: object) -> tuple[Tensor, Tensor]:
     check_float_tensor(name, scores, 3, "(B, T, K)")
-    return scores, _check_labels("segment_labels", segment_labels, tuple(scores.shape[:2]), "(B, T)")
+    labels = _check_labels("segment_labels", segment_labels, tuple(scores.shape[:2]), "(B, T)")
+    check_label_range("segment_labels", labels, scores.shape[-1])
+    return scores, labels
 
 
 def segment_cross_entropy(segment_logits: Tensor, segment_labels: Tensor) -> Tensor:
@@ -127,12 +129,13 @@ def avps_target(segment_labels: Tensor, *, background: int = BACKGROUND, dtype: 
     video's event class, 0 elsewhere; a video with no event segment gets ``1/T`` everywhere.
 
     The video's class is its smallest non-background segment label (AVE videos have one event
-    class). Each row sums to 1. Shapes: segment_labels (B, T) ints -> (B, T) floats (``dtype``,
+    class). Each row sums to 1. Shapes: segment_labels (B, T) ints in [0, background] -> (B, T) floats (``dtype``,
     default torch's default dtype).
     """
     if isinstance(segment_labels, Tensor) and segment_labels.dim() != 2:
         raise ValueError(f"segment_labels must have shape (B, T), got {tuple(segment_labels.shape)}")
     labels = _check_labels("segment_labels", segment_labels, tuple(getattr(segment_labels, "shape", ())), "(B, T)")
+    check_label_range("segment_labels", labels, background, background=background)
     is_event = labels != background
     video_class = torch.where(is_event, labels, torch.iinfo(labels.dtype).max).amin(dim=1, keepdim=True)
     video_class = torch.where(is_event.any(dim=1, keepdim=True), video_class, background)

@@ -187,7 +187,7 @@ def test_cli_writes_a_run_folder_that_the_other_commands_read(tmp_path, capsys):
     code, _, err = _run(capsys, "import-reference", str(ckpt), "--setting", "weak", "--out", str(out))
     assert code == 2 and "already holds a run" in err
     code, _, err = _run(capsys, "import-reference", str(ckpt), "--setting", "weak", "--out", str(out / "best.pt" / "x"))
-    assert code == 2 and "is a file, expected a directory" in err
+    assert code == 2 and "lies under the file" in err
     (out / "last.pt").write_bytes(b"stale")
     code, _, _ = _run(capsys, "import-reference", str(ckpt), "--setting", "weak", "--out", str(out), "--overwrite")
     assert code == 0 and not (out / "last.pt").exists()

@@ -107,6 +107,22 @@ def test_predict_events_agrees_with_predict_segments(weak):
         assert next(r for r in records if r["index"] == 3)["events"] == []
 
 
+@pytest.mark.parametrize("weak", [False, True])
+def test_non_finite_output_is_refused_naming_the_video(weak):
+    from examples.cmran.evaluate import NonFiniteOutputError
+
+    t = 10
+    audio = torch.rand(8, t, 128)
+    audio[5, 3, 0] = float("nan")  # the event logit of one segment of video v5
+    data = [(torch.zeros(t, 1), audio[i], torch.zeros(t, dtype=torch.long), torch.tensor(0)) for i in range(8)]
+    ids = [f"v{i}" for i in range(8)]
+    with pytest.raises(NonFiniteOutputError, match="video 'v5' \\(item 5 of the test split\\)"):
+        predict_events(_Stub(weak), data, [0, 7, 5, 2], ids, NAMES, split="test", device=torch.device("cpu"),
+                       batch_size=2)
+    assert len(predict_events(_Stub(weak), data, [0, 7, 2], ids, NAMES, split="test",
+                              device=torch.device("cpu"), batch_size=2)) == 3  # the other videos are fine
+
+
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
     """A run folder whose model is random, with relevance biases that make both events and background."""
@@ -185,3 +201,45 @@ def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_pa
     for argv in commands:
         args = build_parser().parse_args(argv)
         assert Path(args.checkpoint) == out / "best.pt"
+
+
+def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):
+    import examples.cmran.predict as predict_module
+
+    built = []
+
+    def recording(model_cfg, train_cfg, splits=("train", "val", "test")):
+        built.append(tuple(splits))
+        return build_splits(model_cfg, train_cfg, splits)
+
+    monkeypatch.setattr(predict_module, "build_splits", recording)
+    assert cli(["predict", "--checkpoint", str(run_folder / "best.pt"), "--split", "val",
+                "--out", str(tmp_path / "e.jsonl")]) == 0
+    assert built == [("val",)]
+
+
+def test_visualize_names_categories_from_the_data_folder(run_folder, tmp_path, monkeypatch):
+    """visualize titles its figures with the data set's categories.txt, as predict does."""
+    import examples.cmran.visualize as visualize_module
+
+    names = [f"custom_{i}" for i in range(28)]
+    (tmp_path / "categories.txt").write_text("\n".join(names) + "\n")
+
+    class WithRoot(torch.utils.data.Dataset):  # the synthetic test split, as if read from tmp_path
+        def __init__(self, inner):
+            self.inner, self.root = inner, tmp_path
+
+        def __len__(self):
+            return len(self.inner)
+
+        def __getitem__(self, i):
+            return self.inner[i]
+
+    monkeypatch.setattr(visualize_module, "build_splits",
+                        lambda *a, **k: {s: WithRoot(d) for s, d in build_splits(*a, **k).items()})
+    seen = []
+    monkeypatch.setattr(visualize_module, "plot_agsca", lambda path, spatial, truth, pred, n, title: seen.append(n))
+    monkeypatch.setattr(visualize_module, "plot_relations", lambda *a, **k: None)
+    assert cli(["visualize", "--checkpoint", str(run_folder / "best.pt"), "--num-videos", "1",
+                "--out", str(tmp_path / "vis")]) == 0
+    assert seen == [names + ["background"]]

@@ -21,8 +21,7 @@ import torch
 
 import examples.cmran.train as train_module
 from examples.cmran.__main__ import main as cli
-from examples.cmran.checkpoint import atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint
-from examples.cmran.train import RUN_FILES
+from examples.cmran.checkpoint import RUN_FILES, atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint
 
 pytestmark = pytest.mark.xdist_group("cmran_train")
 
@@ -142,15 +141,23 @@ def _bad_outs(tmp_path: Path, monkeypatch) -> list[tuple[str, str]]:
 @pytest.mark.parametrize("case", range(4), ids=["empty", "file", "under-a-file", "not-writable"])
 def test_an_unusable_out_is_refused_before_model_or_data(capsys, tmp_path, monkeypatch, two_epochs, case):
     import examples.cmran.export as export_module
+    import examples.cmran.import_reference as import_module
+    import examples.cmran.predict as predict_module
     import examples.cmran.visualize as visualize_module
 
     out, match = _bad_outs(tmp_path, monkeypatch)[case]
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
     monkeypatch.setattr(visualize_module, "load_trained_model", lambda *a, **k: pytest.fail("model loaded"))
     monkeypatch.setattr(export_module, "export_synthetic", lambda *a, **k: pytest.fail("export started"))
-    for argv in (["train", *TINY], ["visualize", "--checkpoint", two_epochs / "best.pt"], ["export-synthetic"]):
+    monkeypatch.setattr(import_module, "read_reference_checkpoint", lambda *a, **k: pytest.fail("checkpoint read"))
+    monkeypatch.setattr(predict_module, "load_trained_model", lambda *a, **k: pytest.fail("model loaded"))
+    for argv in (["train", *TINY], ["visualize", "--checkpoint", two_epochs / "best.pt"], ["export-synthetic"],
+                 ["import-reference", tmp_path / "ref.pth.tar", "--setting", "supervised"]):
         code, _, err = run(capsys, *argv, "--out", out)
         assert code == 2 and match in err and "Traceback" not in err, (argv[0], err)
+    if out:  # predict writes a file into the folder --out names
+        code, _, err = run(capsys, "predict", "--checkpoint", two_epochs / "best.pt", "--out", f"{out}/events.jsonl")
+        assert code == 2 and match in err and "Traceback" not in err, ("predict", err)
     try:
         os.chmod(tmp_path / "ro", 0o755)
     except FileNotFoundError:

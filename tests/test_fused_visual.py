@@ -201,8 +201,22 @@ def test_bad_inputs_name_the_argument(visual, audio, dropout, match):
 
 def test_input_dtype_other_than_the_layers_fails_loudly():
     proj, agsca = _layers(torch.float64)
-    with pytest.raises(ValueError, match=r"visual and audio must have the layers' dtype torch.float64.*got torch.float32"):
+    with pytest.raises(TypeError, match=r"visual has dtype torch.float32 but the Linear parameters have dtype torch.float64"):
         fused_projected_agsca(torch.rand(1, 1, 4, C_IN), torch.rand(1, 1, A), proj, agsca, dropout=0.0, training=False)
+    with pytest.raises(TypeError, match=r"audio has dtype torch.float32 but visual has dtype torch.float64"):
+        fused_projected_agsca(torch.rand(1, 1, 4, C_IN, dtype=torch.float64), torch.rand(1, 1, A), proj, agsca,
+                              dropout=0.0, training=False)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_cmran_names_a_visual_of_another_dtype(fused):
+    model = CMRAN(ModelConfig())
+    model.fused_visual = fused
+    visual, audio = torch.rand(1, 2, 7, 7, 512), torch.rand(1, 2, 128)
+    with pytest.raises(TypeError, match=r"audio has dtype torch.float32 but visual has dtype torch.float64"):
+        model(visual.double(), audio)
+    with pytest.raises(TypeError, match=r"visual has dtype torch.float64 but the CMRAN parameters have dtype torch.float32"):
+        model(visual.double(), audio.double())
 
 
 def test_mismatched_projection_fails_loudly():

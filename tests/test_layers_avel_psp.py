@@ -118,6 +118,20 @@ def test_bilstm_is_nn_lstm(dtype):
     torch.testing.assert_close(fresh(x), lstm(x)[0], rtol=0, atol=0)
 
 
+def test_bilstm_runs_in_float32_under_cpu_float16_autocast():
+    """oneDNN has no fp16 LSTM on CPU: under fp16 autocast the encoder gives its float32 result, gradients too."""
+    enc = avattn.BiLSTMEncoder(5, 4, num_layers=2)
+    x = torch.randn(2, 7, 5, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.float16):
+        got = enc(x.half())  # a half input (an fp16 layer before it) as well
+    want = enc(x.half().float())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    (g,) = torch.autograd.grad(got.sum(), x)
+    (w,) = torch.autograd.grad(want.sum(), x)
+    torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
 def test_bilstm_init_like_nn_lstm():
     enc = avattn.BiLSTMEncoder(20, 16)
     bound = 1 / math.sqrt(16)
@@ -430,6 +444,32 @@ def test_predict_segment_classes_includes_background():
     scores[0, :, 28] = 1
     scores[1, 0, 4], scores[1, 1, 28], scores[1, 2, 0] = 1, 1, 1
     assert avattn.predict_segment_classes(scores).tolist() == [[28, 28, 28], [4, 28, 0]]
+
+
+@pytest.mark.parametrize("bad", [-100, 29, 99])
+@pytest.mark.parametrize("loss", ["segment_cross_entropy", "segment_soft_margin_loss", "avps_target"])
+def test_segment_losses_name_a_label_out_of_range(loss, bad):
+    """-100 must not be skipped as cross_entropy's ignore_index; 29 or 99 gets the argument and range."""
+    labels = torch.randint(0, 29, (2, 5))
+    labels[1, 3] = bad
+    scores = torch.randn(2, 5, 29)
+    call = (lambda: avattn.avps_target(labels)) if loss == "avps_target" else \
+        (lambda: getattr(avattn, loss)(scores, labels))
+    with pytest.raises(ValueError, match=rf"segment_labels must be in 0\.\.(28|27 or the background label 28), "
+                                         rf"got {bad} at index \(1, 3\)"):
+        call()
+
+
+@pytest.mark.parametrize("model", ["psp", "avel"])
+def test_weak_model_losses_name_a_video_label_out_of_range(model):
+    from examples.cmran.avel import AVEL, AVELConfig
+    from examples.cmran.psp import PSP, PSPConfig
+
+    net = PSP(PSPConfig(setting="weak")) if model == "psp" else AVEL(AVELConfig(setting="weak", loss="cross_entropy"))
+    output = net(torch.randn(2, 3, 7, 7, 512), torch.randn(2, 3, 128))
+    for bad in (-100, 29):
+        with pytest.raises(ValueError, match=rf"video_labels must be in 0\.\.28, got {bad} at index \(1,\)"):
+            net.loss(output, torch.zeros(2, 3, dtype=torch.long), torch.tensor([0, bad]))
 
 
 # ---------------------------------------------------------------- errors

@@ -195,6 +195,7 @@ def test_predicted_segments_follow_the_argmax_rule(tmp_path, capsys):
     assert run(capsys, "train", *TINY, "--model", "psp", "--epochs", "1", "--out", out)[0] == 0
     assert run(capsys, "predict", "--checkpoint", out / "best.pt", "--out", out / "ev.jsonl")[0] == 0
     from examples.cmran.evaluate import build_splits, load_trained_model
+    from examples.cmran.predict import category_names
 
     model, ckpt = load_trained_model(str(out / "best.pt"), torch.device("cpu"))
     test = build_splits(model.config, ckpt["train_config"], ("test",))["test"]
@@ -202,9 +203,14 @@ def test_predicted_segments_follow_the_argmax_rule(tmp_path, capsys):
     audio = torch.stack([test[i][1] for i in range(8)])
     with torch.no_grad():
         labels = model(visual, audio).segment_logits.argmax(-1)
+    names = category_names(test)
+    n_events = 0
     for r, row in zip(records(out / "ev.jsonl"), labels.tolist()):
         covered = {t: e for e in r["events"] for t in range(e["start"], e["end"])}
         assert [t for t in range(10) if row[t] != 28] == sorted(covered)
+        assert all(covered[t]["category"] == names[row[t]] for t in covered)
+        n_events += len(r["events"])
+    assert n_events > 0 and (labels == 28).any()  # not vacuous: both events and background were predicted
 
 
 def test_step_lr_and_fixed_order(capsys, tmp_path):
@@ -239,6 +245,12 @@ def test_model_selection_options(capsys, tmp_path, select_on):
         assert result["best_epoch"] == best + 1 and result["test_acc"] == pytest.approx(hist[best]["test_acc"])
         assert "picked on TEST" in stdout
     assert result["selected_on"] == select_on
+    code, stdout, _ = run(capsys, "train", *TINY, "--model", "psp", "--setting", "weak", "--epochs", "4",
+                          "--select-on", select_on, "--out", out, "--resume")
+    assert code == 0
+    best = result["best_epoch"]
+    score = 100 * hist[best - 1]["test_acc" if select_on == "test" else "val_acc"]
+    assert f"(best {select_on}{', val' if select_on == 'last' else ''} {score:.2f}% at epoch {best})" in stdout
 
 
 def test_resume_continues_exactly(capsys, tmp_path):
@@ -334,3 +346,18 @@ def test_bad_inputs_name_the_argument():
         model(torch.rand(2, 3, 7, 7, 2048), torch.randn(2, 3, 128))
     with pytest.raises(ValueError, match=r"audio must be a float tensor \(B, T, 128\) with the B, T of visual \(2, 3\)"):
         build_model(AVELConfig())(torch.rand(2, 3, 49, 512), torch.randn(2, 4, 128))
+
+
+@pytest.mark.parametrize("extra", [["--avps-target", "stale"], ["--setting", "weak"]])
+def test_psp_resume_continues_exactly(capsys, tmp_path, extra):
+    """PSP (dropout 0.1 on): 1 epoch + resume to 3 equals 3 epochs in one go, with the stale AVPS buffer too."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    opts = [*TINY, "--model", "psp", "--dropout", "0.3", *extra]
+    assert run(capsys, "train", *opts, "--epochs", "3", "--out", a)[0] == 0
+    assert run(capsys, "train", *opts, "--epochs", "1", "--out", b)[0] == 0
+    assert run(capsys, "train", *opts, "--epochs", "3", "--out", b, "--resume")[0] == 0
+    sa, sb = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
+    for k in sa["model"]:
+        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    if "stale" in extra:
+        assert torch.equal(sa["model_extra"][0]["stale_target"], sb["model_extra"][0]["stale_target"])

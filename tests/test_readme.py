@@ -14,3 +14,15 @@ def test_readme_python_blocks_run():
         exec(compile(block, str(README), "exec"), namespace)
     assert namespace["labels"].shape == (4, 10)
     assert namespace["out"].shape == (2, 10, 4, 64)
+
+
+def test_readme_lists_every_exported_loss_and_metric():
+    import inspect
+
+    import avattn
+
+    row = next(line for line in README.read_text().splitlines() if line.startswith("| training pieces |"))
+    listed = set(re.findall(r"`(\w+)`", row))
+    exported = {name for name in avattn.__all__ if inspect.isfunction(getattr(avattn, name))
+                and getattr(avattn, name).__module__ in ("avattn.losses", "avattn.metrics")}
+    assert exported and exported <= listed, sorted(exported - listed)

@@ -41,7 +41,8 @@ class BiLSTMEncoder(nn.Module):
     (oneDNN on CPU, cuDNN on CUDA, where the weights, not kept packed as ``nn.LSTM`` keeps them, are
     packed into one buffer on each call). Under ``torch.compile`` the recurrence is unrolled over T
     in plain tensor ops instead: Dynamo refuses ``nn.LSTM`` modules, and AOT autograd fails on the
-    LSTM op when the input does not require grad (torch 2.13).
+    LSTM op when the input does not require grad (torch 2.13). Under fp16 autocast on CPU, where
+    oneDNN has no fp16 LSTM, the eager op runs in float32 (and returns float32).
 
     Shapes: x (B, T, input_dim), T >= 1 -> (B, T, 2 * hidden_dim).
     """
@@ -89,6 +90,14 @@ class BiLSTMEncoder(nn.Module):
         weights = [getattr(self, name) for name in self._weight_names]
         if torch.compiler.is_compiling():
             return self._unrolled(x, weights)
+        if x.device.type == "cpu" and x.dtype != torch.float64 and torch.is_autocast_enabled("cpu") \
+                and torch.get_autocast_dtype("cpu") == torch.float16:
+            # oneDNN has no fp16 LSTM on CPU ("could not create a primitive descriptor"): run this one in fp32
+            with torch.autocast("cpu", enabled=False):
+                return self._lstm(x.float(), [w.float() for w in weights])
+        return self._lstm(x, weights)
+
+    def _lstm(self, x: Tensor, weights: list[Tensor]) -> Tensor:
         h0 = x.new_zeros(2 * self.num_layers, x.shape[0], self.hidden_dim)
         out, _, _ = torch.lstm(x, (h0, h0), weights, self.bias, self.num_layers, 0.0, self.training, True, True)
         return out

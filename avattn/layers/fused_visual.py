@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_same_batch_time, check_sequence_features, check_visual_map
+from ._checks import check_input_dtypes, check_same_batch_time, check_sequence_features, check_visual_map
 from .agsca import AGSCA
 from .dropout import bit_threshold, bit_uniform16
 
@@ -158,11 +158,9 @@ def fused_projected_agsca(
                          f"({agsca.channel.visual_dim})")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+    check_input_dtypes(proj, visual=visual, audio=audio)
     device_type = visual.device.type
     autocast = torch.is_autocast_enabled(device_type)
-    if not autocast and (visual.dtype != proj.weight.dtype or audio.dtype != proj.weight.dtype):
-        raise ValueError(f"visual and audio must have the layers' dtype {proj.weight.dtype} (or run under autocast), "
-                         f"got {visual.dtype} and {audio.dtype}")
     b, t = visual.shape[:2]
     cells = visual.shape[2:-1].numel()
     x = visual.reshape(b * t * cells, visual.shape[-1])

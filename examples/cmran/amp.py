@@ -47,3 +47,11 @@ def resolve_amp(amp: str, device: torch.device) -> tuple[str, str]:
     native, why = native_bf16(device)
     chosen = "bf16" if native else "none"
     return chosen, f"amp=auto -> {chosen} ({'native' if native else 'no native'} bf16: {why})"
+
+
+def run_amp(train_cfg, requested: str | None) -> str:
+    """The autocast mode to run a trained model with: ``requested`` (``--amp``) when given; else "auto" for a
+    run whose amp ``auto`` chose (chosen again for the device at hand), else the run's own mode."""
+    if requested is not None:
+        return requested
+    return "auto" if getattr(train_cfg, "amp_auto", False) else train_cfg.amp

@@ -37,6 +37,7 @@ from avattn import (
     segment_soft_margin_loss,
     weak_localization_loss,
 )
+from avattn.losses import check_label_range
 
 from .config import AUDIO_DIM, SETTINGS, VISUAL_DIMS, ConfigError, _choice, _int, _known
 
@@ -244,6 +245,7 @@ class AVEL(nn.Module):
                 return segment_cross_entropy(output.segment_logits, segment_labels)
             return segment_soft_margin_loss(output.segment_logits.softmax(dim=-1), segment_labels)
         if self.config.loss == "cross_entropy":
+            check_label_range("video_labels", video_labels, NUM_CLASSES)  # nll_loss would skip -100 silently
             return F.nll_loss(torch.log(output.video_probs.clamp_min(1e-12)), video_labels)
         return weak_localization_loss(output.video_probs, video_labels)
 

@@ -3,7 +3,8 @@ and the RNG state that makes ``--resume`` continue exactly.
 
 A checkpoint is a dict: format, version, model_config, train_config, model (state dict),
 optimizer, scheduler, scaler, rng (one entry per DDP rank), epoch (completed), best_val,
-best_epoch, history (the metrics.jsonl records so far), world_size.
+best_epoch, history (the metrics.jsonl records so far), world_size; and model_extra (one entry per
+rank: the model's state beyond its weights, e.g. PSP's stale AVPS targets; None for models without).
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ REQUIRED_KEYS = (
     "format", "version", "model_config", "train_config", "model", "optimizer", "scheduler", "scaler",
     "rng", "epoch", "best_val", "best_epoch", "history", "world_size",
 )
+
+# What a run writes into --out; a fresh run (train, import-reference) refuses a folder holding any of them
+# unless --overwrite.
+RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "result.json")
+
+
+def run_files_in(out: str | os.PathLike) -> list[str]:
+    """The run files (``RUN_FILES``) that the folder ``out`` holds already."""
+    return [name for name in RUN_FILES if (Path(out) / name).exists()]
 
 
 class CheckpointError(RuntimeError):
@@ -213,7 +223,8 @@ def check_resumable(ckpt: dict, model_config: AnyConfig, train_config: TrainConf
             f"pass --epochs {ckpt['epoch']} or more (a resumed run cannot be shortened)"
         )
     a, b = ckpt["train_config"].to_dict(), train_config.to_dict()
-    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in RESUMABLE_CHANGES}
+    # amp_auto only says how amp was chosen: the amp itself is compared (a bf16 run resumes under an auto -> bf16)
+    diff = {k: (a[k], b[k]) for k in a if a[k] != b[k] and k not in (*RESUMABLE_CHANGES, "amp_auto")}
     if diff:
         raise CheckpointError(
             f"cannot resume from {str(path)!r}: its training recipe differs (field: (checkpoint, now)) {diff}; "

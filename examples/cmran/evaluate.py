@@ -17,9 +17,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from .amp import resolve_amp
+from .amp import resolve_amp, run_amp
 from .checkpoint import CheckpointError, load_checkpoint, load_model_state
-from .config import ConfigError, ModelConfig, TrainConfig, check_data
+from .config import AMP_MODES, ConfigError, ModelConfig, TrainConfig, check_data
 from .model import CMRAN
 from .models import AnyConfig, build_model, model_name
 
@@ -104,6 +104,11 @@ def to_device(batch, device: torch.device):
             segment_labels.to(device, non_blocking=nb), video_labels.to(device, non_blocking=nb))
 
 
+def non_finite_videos(output) -> torch.Tensor:
+    """(B,) bool: the videos whose model output holds NaN or infinity in any of its tensors."""
+    return ~torch.stack([torch.isfinite(x).flatten(1).all(1) for x in output if torch.is_tensor(x)]).all(0)
+
+
 @torch.no_grad()
 def evaluate_accuracy(
     model: CMRAN | torch.nn.Module,
@@ -135,7 +140,7 @@ def evaluate_accuracy(
         visual, audio, segment_labels, _ = to_device(batch, device)
         with autocast(device, amp):
             output = model(visual, audio)
-        bad = ~torch.stack([torch.isfinite(x).flatten(1).all(1) for x in output if torch.is_tensor(x)]).all(0)
+        bad = non_finite_videos(output)
         index = rank + world_size * torch.arange(start, start + len(bad), device=device)
         first_bad = torch.minimum(first_bad, torch.where(bad, index, len(dataset)).min())
         n_bad += bad.sum()
@@ -195,7 +200,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=SPLITS)
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default=None, choices=("none", "bf16", "fp16", "auto"), help="default: the training run's")
+    p.add_argument("--amp", default=None, choices=AMP_MODES,
+                   help="default: the training run's (a run trained with auto chooses again for this device)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--num-workers", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
@@ -211,8 +217,9 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
     train_cfg = with_data(ckpt["train_config"], args.data)
-    amp, note = resolve_amp(train_cfg.amp if args.amp is None else args.amp, device)
-    if args.amp == "auto":
+    requested = run_amp(train_cfg, args.amp)
+    amp, note = resolve_amp(requested, device)
+    if requested == "auto":
         print(note, file=sys.stderr if args.json else sys.stdout)
     dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
@@ -226,4 +233,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["CheckpointError", "NonFiniteOutputError", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]
+__all__ = ["CheckpointError", "NonFiniteOutputError", "non_finite_videos", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]

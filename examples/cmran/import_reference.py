@@ -38,15 +38,23 @@ from pathlib import Path
 import torch
 
 from .avel import AVELConfig
-from .checkpoint import FORMAT, VERSION, CheckpointError, rng_state, save_checkpoint, write_json
-from .config import SETTINGS, ConfigError, ModelConfig, TrainConfig
+from .checkpoint import (
+    FORMAT,
+    RUN_FILES,
+    VERSION,
+    CheckpointError,
+    rng_state,
+    run_files_in,
+    save_checkpoint,
+    write_json,
+)
+from .config import SETTINGS, ConfigError, ModelConfig, TrainConfig, check_out_dir
 from .model import count_parameters
 from .models import AnyConfig, build_model
 from .psp import PSPConfig
 
 HERE = Path(__file__).resolve().parent
 PREFIX = "module."
-RUN_FILES = ("best.pt", "last.pt", "config.json", "metrics.jsonl", "result.json")
 
 # avattn parameter name -> (reference key without "module.", rows of it or None for all)
 KeyMap = dict[str, tuple[str, "slice | None"]]
@@ -266,15 +274,11 @@ def convert_reference(
     return cfg, converted, ignored
 
 
-def _check_out(out: Path, overwrite: bool) -> None:
-    if str(out) in ("", "."):
-        raise ConfigError(f"--out must name a run directory, got {str(out)!r}")
-    blocker = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise ConfigError(f"--out {str(out)!r}: {str(blocker)!r} is a file, expected a directory for the run")
-    held = [name for name in RUN_FILES if (out / name).exists()]
+def _check_out(out: str, overwrite: bool) -> None:
+    check_out_dir(out)
+    held = run_files_in(out)
     if held and not overwrite:
-        raise ConfigError(f"--out {str(out)!r} already holds a run ({', '.join(held)}); pass --overwrite to "
+        raise ConfigError(f"--out {out!r} already holds a run ({', '.join(held)}); pass --overwrite to "
                           "replace it, or choose another --out")
 
 
@@ -316,8 +320,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    _check_out(args.out, args.overwrite)  # the string: Path("") would be "."
     out = Path(args.out)
-    _check_out(out, args.overwrite)
     read_reference_keys(args.model, args.setting)  # a setting the model has
     train_cfg = TrainConfig(data=args.data, out=str(out)).resolve(args.setting, args.model)  # validates --data
     state = read_reference_checkpoint(args.checkpoint)

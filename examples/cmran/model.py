@@ -43,6 +43,7 @@ from avattn import (
     supervised_localization_loss,
     weak_localization_loss,
 )
+from avattn.layers._checks import check_input_dtypes
 from avattn.layers.fused_visual import fused_projected_agsca
 
 from .config import AUDIO_DIM, NUM_EVENT_CLASSES, ModelConfig
@@ -171,6 +172,7 @@ class CMRAN(nn.Module):
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
         self._check_inputs(visual, audio)
+        check_input_dtypes(self, visual=visual, audio=audio)
         spatial = channel = maps_a = maps_v = maps_i = None
         v = None
         if self.visual_attention is not None:

@@ -29,20 +29,24 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from avattn import BACKGROUND
+
+from .amp import resolve_amp, run_amp
 from .checkpoint import atomic_write
-from .config import ConfigError, check_data
+from .config import AMP_MODES, ConfigError, check_data, check_out_dir
 from .evaluate import (
     SPLITS,
+    NonFiniteOutputError,
     add_model_argument,
     autocast,
     build_splits,
     load_trained_model,
+    non_finite_videos,
     resolve_device,
     to_device,
     with_data,
 )
 
-BACKGROUND = 28
 FORMATS = (".jsonl", ".csv")
 CSV_FIELDS = ("video_id", "split", "index", "category", "start", "end", "relevance")
 
@@ -109,7 +113,8 @@ def segment_relevance(output) -> torch.Tensor:
 @torch.no_grad()
 def predict_events(model, dataset, positions: list[int], ids: list[str], names: list[str], *, split: str,
                    device: torch.device, amp: str = "none", batch_size: int = 64) -> list[dict]:
-    """One record per video at ``positions`` of ``dataset``: its id, split, position and events."""
+    """One record per video at ``positions`` of ``dataset``: its id, split, position and events.
+    ``NonFiniteOutputError`` (naming the video) where the model's output is NaN or infinite."""
     records = []
     loader = DataLoader(Subset(dataset, positions), batch_size=batch_size, shuffle=False)
     done = 0
@@ -118,6 +123,13 @@ def predict_events(model, dataset, positions: list[int], ids: list[str], names: 
         with autocast(device, amp):
             output = model(visual, audio)
         output = type(output)(*(x.float() for x in output))
+        bad = non_finite_videos(output).nonzero().flatten().tolist()
+        if bad:
+            i = positions[done + bad[0]]
+            raise NonFiniteOutputError(
+                f"the model's output is NaN or infinite on video {ids[i]!r} (item {i} of the {split} split"
+                f"{f' and {len(bad) - 1} more of its batch' if len(bad) > 1 else ''}): no events can be given "
+                f"(amp={amp!r}; the inputs were checked, so the weights or the arithmetic overflowed)")
         labels = model.predict(output).cpu().tolist()
         relevance = segment_relevance(output).cpu().tolist()
         for j in range(len(labels)):
@@ -152,7 +164,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--amp", default=None, choices=("none", "bf16", "fp16"), help="default: the training run's")
+    p.add_argument("--amp", default=None, choices=AMP_MODES,
+                   help="default: the training run's (a run trained with auto chooses again for this device)")
     p.add_argument("--batch-size", type=int, default=64)
 
 
@@ -162,9 +175,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out must end in .jsonl or .csv, got {args.out!r}")
     if out.is_dir():
         raise ConfigError(f"--out {args.out!r} is a directory, expected a file name ending in .jsonl or .csv")
-    blocker = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
-    if blocker is not None:
-        raise ConfigError(f"--out {args.out!r}: {str(blocker)!r} is a file, expected a directory")
+    check_out_dir(out.parent, flag=f"--out {args.out!r}: its folder")
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     wanted = None
@@ -177,7 +188,11 @@ def main(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
     train_cfg = with_data(ckpt["train_config"], args.data)
-    dataset = build_splits(model.config, train_cfg)[args.split]
+    requested = run_amp(train_cfg, args.amp)
+    amp, note = resolve_amp(requested, device)
+    if requested == "auto":
+        print(note)
+    dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]
     ids = dataset_video_ids(dataset)
     if wanted is None:
         positions = list(range(len(dataset)))
@@ -189,7 +204,7 @@ def main(args: argparse.Namespace) -> int:
                               f"({len(ids)} videos, e.g. {', '.join(ids[:3])})")
         positions = [where[v] for v in wanted]
     records = predict_events(model, dataset, positions, ids, category_names(dataset), split=args.split,
-                             device=device, amp=train_cfg.amp if args.amp is None else args.amp,
+                             device=device, amp=amp,
                              batch_size=args.batch_size)
     write_events(out, records)
     n_events = sum(len(r["events"]) for r in records)

@@ -37,6 +37,7 @@ from avattn import (
     segment_cross_entropy,
     soft_target_bce_loss,
 )
+from avattn.losses import check_label_range
 
 from .avel import NUM_CLASSES, _default, check_inputs
 from .config import AUDIO_DIM, SETTINGS, VISUAL_DIMS, ConfigError, _choice, _known, _positive, _prob
@@ -200,6 +201,14 @@ class PSP(nn.Module):
         self._stale_target = buf
         return buf[:b].clone()
 
+    def extra_training_state(self) -> dict:
+        """What resuming needs beyond the weights: avps_target="stale"'s buffer (None until used), on the CPU."""
+        return {"stale_target": None if self._stale_target is None else self._stale_target.cpu()}
+
+    def load_extra_training_state(self, state: dict) -> None:
+        target = state.get("stale_target")
+        self._stale_target = None if target is None else target.to(self.classifier.output.weight.device)
+
     def loss(self, output: PSPSupervisedOutput | PSPWeakOutput, segment_labels: Tensor, video_labels: Tensor) -> Tensor:
         """segment_labels (B, T) int (28 = background); video_labels (B,) int.
 
@@ -208,6 +217,7 @@ class PSP(nn.Module):
         """
         cfg = self.config
         if cfg.setting == "weak":
+            check_label_range("video_labels", video_labels, NUM_CLASSES)
             target = F.one_hot(video_labels.long(), NUM_CLASSES).to(output.video_probs.dtype)
             return soft_target_bce_loss(output.video_probs, target)
         loss = segment_cross_entropy(output.segment_logits, segment_labels)

@@ -44,6 +44,7 @@ from .amp import resolve_amp
 from .avel import AVEL_LOSSES, AVEL_VARIANTS, MIL_POOLINGS, AVELConfig
 from .checkpoint import (
     FORMAT,
+    RUN_FILES,
     VERSION,
     CheckpointError,
     atomic_write,
@@ -53,6 +54,7 @@ from .checkpoint import (
     load_model_state,
     remove_stale_temp_files,
     rng_state,
+    run_files_in,
     save_checkpoint,
     set_rng_state,
     write_json,
@@ -81,8 +83,6 @@ from .optim import clip_gradients, make_adam, set_adam_impl
 from .psp import AVPS_TARGETS, PSPConfig
 
 CMRA_CHOICES = ("cmra", "none", "self", "co", "feature_concat")
-# What a run writes into --out; a fresh run refuses a folder holding any of them unless --overwrite.
-RUN_FILES = ("config.json", "metrics.jsonl", "last.pt", "best.pt", "result.json")
 INTERACTION_CHOICES = ("cmra", "none", "self")
 
 
@@ -262,7 +262,7 @@ def configs_from_args(args: argparse.Namespace) -> tuple[ModelConfig | AVELConfi
             f"--out {train_cfg.out!r} already holds another run ({last}); resuming {args.resume!r} there would mix "
             f"the two runs' checkpoints: choose an --out without a run, or --resume {str(last)!r} to continue that one"
         )
-    present = [name for name in RUN_FILES if (Path(train_cfg.out) / name).exists()]
+    present = run_files_in(train_cfg.out)
     if args.resume is None and present and not args.overwrite:
         how = "pass --resume to continue it, --overwrite to start afresh" if last.exists() else \
             "pass --overwrite to replace them"
@@ -418,6 +418,18 @@ def _grad_record(model, order: list[list[int]], epoch: int, step: int, local_bat
     }
 
 
+def _extra_states(model, world_size: int) -> list | None:
+    """Each rank's model state beyond the weights (PSP's stale AVPS target buffer), or None (collective)."""
+    get = getattr(model, "extra_training_state", None)
+    if get is None:
+        return None
+    states = [get()]
+    if world_size > 1:
+        states = [None] * world_size
+        dist.all_gather_object(states, get())
+    return states
+
+
 def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_nan_at_step,
            debug_nan_grad_at_step, progress: _Progress, debug_grads_out: str | None = None) -> int:
     ckpt = None
@@ -461,9 +473,12 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             _log(master, f"warning: resuming a {len(states)}-process run with {world_size} processes: "
                          "data order and dropout will not continue bit-exactly", err=True)
         set_rng_state(states[rank % len(states)], data_generator)
+        if ckpt.get("model_extra") is not None:
+            model.load_extra_training_state(ckpt["model_extra"][rank % len(ckpt["model_extra"])])
         start_epoch, best_val, best_epoch = ckpt["epoch"], ckpt["best_val"], ckpt["best_epoch"]
         history = list(ckpt["history"])
-        _log(master, f"resumed from {resume} at epoch {start_epoch} (best val {100 * best_val:.2f}% at epoch {best_epoch})")
+        best_on = {"val": "best val", "test": "best test", "last": "best last, val"}[cfg.select_on]
+        _log(master, f"resumed from {resume} at epoch {start_epoch} ({best_on} {100 * best_val:.2f}% at epoch {best_epoch})")
         del ckpt
 
     train_model = model
@@ -504,6 +519,7 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "rng": states, "epoch": epoch, "best_val": best_val,
             "best_epoch": best_epoch, "history": history, "world_size": world_size,
+            "model_extra": _extra_states(model, world_size),
         }
 
     # ---- train ----

@@ -24,20 +24,12 @@ from pathlib import Path
 
 import torch
 
+from avattn import BACKGROUND
+
 from .checkpoint import atomic_write
 from .config import ConfigError, check_out_dir
 from .evaluate import add_model_argument, build_splits, load_trained_model, resolve_device, with_data
-
-BACKGROUND = 28
-
-
-def _category_names() -> list[str]:
-    try:
-        from .data.meta import META_DIR, read_categories
-
-        return read_categories(META_DIR / "categories.txt") + ["background"]
-    except Exception:  # names are cosmetic: fall back to indices
-        return [str(i) for i in range(BACKGROUND)] + ["background"]
+from .predict import category_names
 
 
 def _short(name: str, n: int = 14) -> str:
@@ -147,7 +139,7 @@ def main(args: argparse.Namespace) -> int:
     with torch.no_grad():
         output, weights = model(visual, audio, return_weights=True)
     pred = model.predict(output).cpu()
-    names = _category_names()
+    names = category_names(dataset)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
