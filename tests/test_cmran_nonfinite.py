@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 from torch.utils.data import TensorDataset
 
 from examples.cmran.__main__ import main as cli
@@ -30,29 +31,6 @@ pytestmark = pytest.mark.xdist_group("cmran_train")
 N = 12  # the export takes 12 videos: train 10, val 1, test 1 (and 1 background video)
 RUN = ["--batch-size", "4", "--max-steps", "1", "--eval-batch-size", "8", "--epochs", "1"]
 TINY = ["--data", "synthetic", "--subset", "8", *RUN]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _single_process(monkeypatch):
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = cli([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
 import examples.cmran.train as train_module
 from examples.cmran.__main__ import main as cli
@@ -28,30 +28,6 @@ pytestmark = pytest.mark.xdist_group("cmran_train")
 TINY = ["--data", "synthetic", "--subset", "8", "--batch-size", "4", "--max-steps", "1", "--eval-batch-size", "8"]
 SEED_MAX = 2**63 - 1
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _single_process(monkeypatch):
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    """(exit status, stdout, stderr) of ``python -m examples.cmran *argv``."""
-    try:
-        code = cli([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def no_training(monkeypatch):

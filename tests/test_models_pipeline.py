@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
 from examples.cmran import sweep
 from examples.cmran.__main__ import build_parser
-from examples.cmran.__main__ import main as cli
 from examples.cmran.avel import AVELConfig
 from examples.cmran.checkpoint import load_checkpoint
 from examples.cmran.config import ConfigError, TrainConfig
@@ -25,29 +25,6 @@ from examples.cmran.psp import PSPConfig
 from examples.cmran.train import configs_from_args
 
 TINY = ["--data", "synthetic", "--subset", "8", "--batch-size", "4", "--max-steps", "2", "--eval-batch-size", "8"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(autouse=True)
-def _single_process(monkeypatch):
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(var, raising=False)
-
-
-def run(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        code = cli([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def records(path: Path) -> list[dict]:
