@@ -204,7 +204,7 @@ def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_pa
 
 
 def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):
-    import examples.cmran.predict as predict_module
+    import examples.cmran.evaluate as evaluate_module
 
     built = []
 
@@ -212,7 +212,7 @@ def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):
         built.append(tuple(splits))
         return build_splits(model_cfg, train_cfg, splits)
 
-    monkeypatch.setattr(predict_module, "build_splits", recording)
+    monkeypatch.setattr(evaluate_module, "build_splits", recording)
     assert cli(["predict", "--checkpoint", str(run_folder / "best.pt"), "--split", "val",
                 "--out", str(tmp_path / "e.jsonl")]) == 0
     assert built == [("val",)]

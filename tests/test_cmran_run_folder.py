@@ -126,7 +126,7 @@ def test_an_unusable_out_is_refused_before_model_or_data(capsys, tmp_path, monke
     monkeypatch.setattr(visualize_module, "load_trained_model", lambda *a, **k: pytest.fail("model loaded"))
     monkeypatch.setattr(export_module, "export_synthetic", lambda *a, **k: pytest.fail("export started"))
     monkeypatch.setattr(import_module, "read_reference_checkpoint", lambda *a, **k: pytest.fail("checkpoint read"))
-    monkeypatch.setattr(predict_module, "load_trained_model", lambda *a, **k: pytest.fail("model loaded"))
+    monkeypatch.setattr(predict_module, "load_for_inference", lambda *a, **k: pytest.fail("model loaded"))
     for argv in (["train", *TINY], ["visualize", "--checkpoint", two_epochs / "best.pt"], ["export-synthetic"],
                  ["import-reference", tmp_path / "ref.pth.tar", "--setting", "supervised"]):
         code, _, err = run(capsys, *argv, "--out", out)

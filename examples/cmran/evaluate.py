@@ -207,6 +207,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
 
 
+def load_for_inference(args: argparse.Namespace, *, note_file=None):
+    """(device, model, checkpoint, autocast mode, dataset) for ``args.checkpoint`` on ``args.split``.
+
+    Shared by evaluate and predict: the model is rebuilt from its checkpoint, ``args.data`` may point the
+    run at another copy of its data, and ``--amp`` (or the run's own, re-chosen here if it was ``auto``)
+    is resolved for this device; an ``auto`` choice is printed to ``note_file`` (default stdout).
+    """
+    device = resolve_device(args.device)
+    model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
+    train_cfg = with_data(ckpt["train_config"], args.data)
+    requested = run_amp(train_cfg, args.amp)
+    amp, note = resolve_amp(requested, device)
+    if requested == "auto":
+        print(note, file=note_file or sys.stdout)
+    return device, model, ckpt, amp, build_splits(model.config, train_cfg, (args.split,))[args.split]
+
+
 def main(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -214,14 +231,7 @@ def main(args: argparse.Namespace) -> int:
         raise ConfigError(f"--num-workers must be >= 0, got {args.num_workers}")
     if args.data is not None:
         check_data(args.data)  # before the checkpoint is loaded
-    device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
-    train_cfg = with_data(ckpt["train_config"], args.data)
-    requested = run_amp(train_cfg, args.amp)
-    amp, note = resolve_amp(requested, device)
-    if requested == "auto":
-        print(note, file=sys.stderr if args.json else sys.stdout)
-    dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]
+    device, model, ckpt, amp, dataset = load_for_inference(args, note_file=sys.stderr if args.json else sys.stdout)
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
                                num_workers=args.num_workers)
     result = {"checkpoint": args.checkpoint, "split": args.split, "accuracy": acc, "segments": n,
@@ -233,4 +243,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["CheckpointError", "NonFiniteOutputError", "non_finite_videos", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_trained_model", "resolve_device"]
+__all__ = ["CheckpointError", "NonFiniteOutputError", "non_finite_videos", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_for_inference", "load_trained_model", "resolve_device"]

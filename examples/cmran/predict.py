@@ -31,7 +31,6 @@ from torch.utils.data import DataLoader, Subset
 
 from avattn import BACKGROUND
 
-from .amp import resolve_amp, run_amp
 from .checkpoint import atomic_write
 from .config import AMP_MODES, ConfigError, check_data, check_out_dir
 from .evaluate import (
@@ -39,12 +38,9 @@ from .evaluate import (
     NonFiniteOutputError,
     add_model_argument,
     autocast,
-    build_splits,
-    load_trained_model,
+    load_for_inference,
     non_finite_videos,
-    resolve_device,
     to_device,
-    with_data,
 )
 
 FORMATS = (".jsonl", ".csv")
@@ -185,14 +181,7 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(f"--videos must list video ids, got {args.videos!r}")
     if args.data is not None:
         check_data(args.data)
-    device = resolve_device(args.device)
-    model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
-    train_cfg = with_data(ckpt["train_config"], args.data)
-    requested = run_amp(train_cfg, args.amp)
-    amp, note = resolve_amp(requested, device)
-    if requested == "auto":
-        print(note)
-    dataset = build_splits(model.config, train_cfg, (args.split,))[args.split]
+    device, model, _, amp, dataset = load_for_inference(args)
     ids = dataset_video_ids(dataset)
     if wanted is None:
         positions = list(range(len(dataset)))
