@@ -15,6 +15,8 @@ import math
 
 import pytest
 import torch
+from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
+from reference_transcriptions import bilstm
 
 from examples.cmran.__main__ import main as cli
 from examples.cmran.evaluate import load_trained_model
@@ -22,14 +24,6 @@ from examples.cmran.import_reference import convert_reference, read_reference_ke
 
 D = torch.float64
 SHAPES = [(1, 1), (2, 7), (3, 10)]  # (B, T): T = 1, odd T, the reference's T = 10
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def reference_state(model: str, setting: str, *, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -43,26 +37,6 @@ def reference_state(model: str, setting: str, *, seed: int = 0) -> dict[str, tor
 
 
 # ---- the reference forward pass, transcribed on the reference's key names ----
-
-def lstm_direction(x, sd, name, suffix, reverse):
-    w_ih, w_hh = sd[f"{name}.weight_ih_l0{suffix}"], sd[f"{name}.weight_hh_l0{suffix}"]
-    b = sd[f"{name}.bias_ih_l0{suffix}"] + sd[f"{name}.bias_hh_l0{suffix}"]
-    hidden = w_hh.shape[1]
-    h = c = x.new_zeros(x.shape[0], hidden)
-    out = [None] * x.shape[1]
-    for t in reversed(range(x.shape[1])) if reverse else range(x.shape[1]):
-        z = x[:, t] @ w_ih.T + h @ w_hh.T + b
-        i, f, gg, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        out[t] = h
-    return torch.stack(out, dim=1)
-
-
-def bilstm(x, sd, name):
-    """nn.LSTM(batch_first, bidirectional) from zero states: [forward h_t ; backward h_t]."""
-    return torch.cat([lstm_direction(x, sd, name, "", False), lstm_direction(x, sd, name, "_reverse", True)], -1)
-
 
 def lin(x, sd, name, bias=True):
     return x @ sd[f"{name}.weight"].T + (sd[f"{name}.bias"] if bias else 0)

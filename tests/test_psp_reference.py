@@ -16,6 +16,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
+from reference_transcriptions import bilstm
 
 from examples.cmran.__main__ import main as cli
 from examples.cmran.evaluate import load_trained_model
@@ -25,14 +27,6 @@ from examples.cmran.psp import PSP, PSPConfig
 D = torch.float64
 SHAPES = [(1, 1), (2, 7), (3, 10)]  # (B, T)
 SECTIONS = {"supervised": "fully_model.psp_net", "weak": "weakly_model.psp_net"}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def reference_state(setting: str, *, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -52,25 +46,6 @@ def reference_state(setting: str, *, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 # ---- the reference forward pass (eval mode: dropout off), transcribed on the reference's key names ----
-
-def lstm_direction(x, sd, name, suffix, reverse):
-    w_ih, w_hh = sd[f"{name}.weight_ih_l0{suffix}"], sd[f"{name}.weight_hh_l0{suffix}"]
-    b = sd[f"{name}.bias_ih_l0{suffix}"] + sd[f"{name}.bias_hh_l0{suffix}"]
-    hidden = w_hh.shape[1]
-    h = c = x.new_zeros(x.shape[0], hidden)
-    out = [None] * x.shape[1]
-    for t in reversed(range(x.shape[1])) if reverse else range(x.shape[1]):
-        z = x[:, t] @ w_ih.T + h @ w_hh.T + b
-        i, f, gg, o = (z[:, k * hidden:(k + 1) * hidden] for k in range(4))
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        out[t] = h
-    return torch.stack(out, dim=1)
-
-
-def bilstm(x, sd, name):
-    return torch.cat([lstm_direction(x, sd, name, "", False), lstm_direction(x, sd, name, "_reverse", True)], -1)
-
 
 def lin(x, sd, name, bias=False):
     return x @ sd[f"{name}.weight"].T + (sd[f"{name}.bias"] if bias else 0)
