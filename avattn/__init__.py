@@ -1,4 +1,4 @@
-"""avattn: audio-visual attention layers for PyTorch (CMRAN and its baselines).
+"""avattn: audio-visual attention layers for PyTorch (the layers of CMRAN, AVEL and PSP).
 
 Works without Triton and without a GPU; the fused Triton kernels are used only where they can serve.
 """

@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     p.add_argument("--features", default="vgg19", choices=("vgg19", "resnet151"))
     p.add_argument("--steps", type=int, default=10, help="timed repetitions per case")
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default); the issue used 1")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (0: torch's default; the docs' figures use 1)")
     p.add_argument("--compare-ref", action="store_true", help="also time the plain visual layers (fused_visual=False)")
     p.add_argument("--adam-impl", default="fused",
                    help=f"comma list from {ADAM_IMPLS}: torch's Adam implementation (train.py's; default fused)")

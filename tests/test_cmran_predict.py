@@ -201,6 +201,8 @@ def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_pa
     for argv in commands:
         args = build_parser().parse_args(argv)
         assert Path(args.checkpoint) == out / "best.pt"
+    no_maps = [shlex.split(line)[3] for line in next_steps(out, has_maps=False).splitlines() if "python -m" in line]
+    assert no_maps == ["evaluate", "predict"]  # e.g. AVEL's audio-only row: nothing for visualize to draw
 
 
 def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):

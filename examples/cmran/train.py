@@ -623,12 +623,12 @@ def _train(model_cfg, cfg, device, rank, world_size, master, out, resume, debug_
     _log(master, f"test accuracy of best.pt (epoch {best['epoch']}, {picked}, val "
                  f"{100 * best['history'][-1]['val_acc']:.2f}%): "
                  f"{100 * test_acc:.2f}% over {n_segments} segments")
-    _log(master, next_steps(out))
+    _log(master, next_steps(out, has_maps=getattr(model_cfg, "uses_agva", True)))
     return 0
 
 
-def next_steps(out: Path) -> str:
-    """Where the run went and the commands that read it."""
+def next_steps(out: Path, *, has_maps: bool = True) -> str:
+    """Where the run went and the commands that read it (``visualize`` only for a model with attention maps)."""
     import shlex
 
     ckpt, q = out / "best.pt", lambda p: shlex.quote(str(p))
@@ -636,7 +636,7 @@ def next_steps(out: Path) -> str:
         f"run folder {out}: checkpoint {ckpt}, metrics {out / 'metrics.jsonl'}, result {out / 'result.json'}",
         "next:",
         f"  python -m examples.cmran evaluate  --checkpoint {q(ckpt)} --split test",
-        f"  python -m examples.cmran visualize --checkpoint {q(ckpt)} --out {q(out / 'vis')}",
+        *([f"  python -m examples.cmran visualize --checkpoint {q(ckpt)} --out {q(out / 'vis')}"] if has_maps else []),
         f"  python -m examples.cmran predict   --checkpoint {q(ckpt)} --out {q(out / 'events.jsonl')}",
     ])
 
