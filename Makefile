@@ -1,6 +1,6 @@
 # avattn: `make demo` (main job), `make test` (tests), `make bench` (CPU benchmarks). Each sets up first.
 PY := $(if $(VIRTUAL_ENV),$(VIRTUAL_ENV)/bin/python,.venv/bin/python)
-DEMO_ARGS ?= --data synthetic --setting supervised --epochs 2 --out runs/demo --overwrite
+DEMO_ARGS ?= --data synthetic --setting supervised --epochs 2 --amp auto --out runs/demo --overwrite
 
 .PHONY: setup demo test test-avx2 bench lint clean
 setup:
