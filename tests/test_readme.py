@@ -26,3 +26,14 @@ def test_readme_lists_every_exported_loss_and_metric():
     exported = {name for name in avattn.__all__ if inspect.isfunction(getattr(avattn, name))
                 and getattr(avattn, name).__module__ in ("avattn.losses", "avattn.metrics")}
     assert exported and exported <= listed, sorted(exported - listed)
+
+
+def test_make_demo_arguments_are_a_valid_train_command():
+    import shlex
+
+    from examples.cmran.__main__ import build_parser
+
+    makefile = (README.parent / "Makefile").read_text()
+    demo = re.search(r"^DEMO_ARGS \?= (.*)$", makefile, flags=re.M).group(1)
+    args = build_parser().parse_args(["train", *shlex.split(demo)])
+    assert (args.data, args.setting, args.amp) == ("synthetic", "supervised", "auto")
