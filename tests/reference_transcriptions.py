@@ -23,3 +23,14 @@ def lstm_direction(x, sd, name, suffix, reverse):
 def bilstm(x, sd, name):
     """nn.LSTM(batch_first, bidirectional) from zero states: [forward h_t ; backward h_t]."""
     return torch.cat([lstm_direction(x, sd, name, "", False), lstm_direction(x, sd, name, "_reverse", True)], -1)
+
+
+def assert_equal_outputs_and_input_grads(pairs, inputs):
+    """Each (ours, reference) output pair equal, and the input gradients of one random projection of all of them."""
+    for got, want in pairs:
+        torch.testing.assert_close(got, want)
+    seeds = [torch.randn_like(want) for _, want in pairs]
+    g_ours = torch.autograd.grad(sum((got * w).sum() for (got, _), w in zip(pairs, seeds)), inputs)
+    g_ref = torch.autograd.grad(sum((want * w).sum() for (_, want), w in zip(pairs, seeds)), inputs)
+    for g, r in zip(g_ours, g_ref):
+        torch.testing.assert_close(g, r)

@@ -11,6 +11,7 @@ import math
 
 import pytest
 import torch
+from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 
 from examples.cmran.__main__ import main as cli
 from examples.cmran.config import ModelConfig
@@ -21,14 +22,6 @@ from examples.cmran.import_reference import (
     read_reference_keys,
 )
 from examples.cmran.model import CMRAN, count_parameters
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def reference_state(setting: str, *, seed: int = 0, dtype=torch.float64) -> dict[str, torch.Tensor]:

@@ -10,19 +10,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 
 import avattn
 from examples.cmran.config import VISUAL_DIMS, ConfigError, ModelConfig, TrainConfig
 from examples.cmran.model import CMRAN, CMRANWeights, count_parameters
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small tensors: one thread is faster and immune to oversubscription on shared CI cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _inputs(cfg: ModelConfig, b: int = 2, t: int = 10, *, dtype=torch.float32, seed: int = 0, cells: bool = False):

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 
 import avattn
 from avattn import SupervisedOutput, WeakOutput
@@ -26,13 +27,6 @@ from examples.cmran.predict import merge_events, predict_events
 
 NAMES = [f"cat{k}" for k in range(28)] + ["background"]
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _events_by_groupby(labels, relevance, names):

@@ -10,20 +10,12 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn as nn
+from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 
 import avattn
 from avattn.layers.fused_visual import fused_projected_agsca
 from examples.cmran.config import ModelConfig
 from examples.cmran.model import CMRAN
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 C_IN, C, A, K = 24, 16, 8, 12  # input channels, projected channels, audio channels, spatial hidden size
 

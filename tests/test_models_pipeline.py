@@ -230,16 +230,21 @@ def test_model_selection_options(capsys, tmp_path, select_on):
     assert f"(best {select_on}{', val' if select_on == 'last' else ''} {score:.2f}% at epoch {best})" in stdout
 
 
-def test_resume_continues_exactly(capsys, tmp_path):
-    """avel with the step-wise schedule: 1 epoch + resume to 2 equals 2 epochs in one go."""
+def _straight_and_resumed(capsys, tmp_path, opts, *, epochs):
+    """The last.pt of ``epochs`` epochs in one run and of 1 epoch resumed to ``epochs``; their weights equal."""
     a, b = tmp_path / "a", tmp_path / "b"
-    opts = [*TINY, "--model", "avel", "--lr-milestones", "3"]
-    assert run(capsys, "train", *opts, "--epochs", "2", "--out", a)[0] == 0
+    assert run(capsys, "train", *opts, "--epochs", str(epochs), "--out", a)[0] == 0
     assert run(capsys, "train", *opts, "--epochs", "1", "--out", b)[0] == 0
-    assert run(capsys, "train", *opts, "--epochs", "2", "--out", b, "--resume")[0] == 0
+    assert run(capsys, "train", *opts, "--epochs", str(epochs), "--out", b, "--resume")[0] == 0
     sa, sb = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
     for k in sa["model"]:
         assert torch.equal(sa["model"][k], sb["model"][k]), k
+    return sa, sb
+
+
+def test_resume_continues_exactly(capsys, tmp_path):
+    """avel with the step-wise schedule: 1 epoch + resume to 2 equals 2 epochs in one go."""
+    sa, sb = _straight_and_resumed(capsys, tmp_path, [*TINY, "--model", "avel", "--lr-milestones", "3"], epochs=2)
     assert sb["scheduler"]["last_epoch"] == 4 and sb["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
 
 
@@ -328,13 +333,6 @@ def test_bad_inputs_name_the_argument():
 @pytest.mark.parametrize("extra", [["--avps-target", "stale"], ["--setting", "weak"]])
 def test_psp_resume_continues_exactly(capsys, tmp_path, extra):
     """PSP (dropout 0.1 on): 1 epoch + resume to 3 equals 3 epochs in one go, with the stale AVPS buffer too."""
-    a, b = tmp_path / "a", tmp_path / "b"
-    opts = [*TINY, "--model", "psp", "--dropout", "0.3", *extra]
-    assert run(capsys, "train", *opts, "--epochs", "3", "--out", a)[0] == 0
-    assert run(capsys, "train", *opts, "--epochs", "1", "--out", b)[0] == 0
-    assert run(capsys, "train", *opts, "--epochs", "3", "--out", b, "--resume")[0] == 0
-    sa, sb = load_checkpoint(a / "last.pt"), load_checkpoint(b / "last.pt")
-    for k in sa["model"]:
-        assert torch.equal(sa["model"][k], sb["model"][k]), k
+    sa, sb = _straight_and_resumed(capsys, tmp_path, [*TINY, "--model", "psp", "--dropout", "0.3", *extra], epochs=3)
     if "stale" in extra:
         assert torch.equal(sa["model_extra"][0]["stale_target"], sb["model_extra"][0]["stale_target"])

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
-from reference_transcriptions import bilstm
+from reference_transcriptions import assert_equal_outputs_and_input_grads, bilstm
 
 from examples.cmran.__main__ import main as cli
 from examples.cmran.evaluate import load_trained_model
@@ -124,14 +124,8 @@ def test_imported_model_equals_the_reference_forward(tmp_path, capsys, setting):
         else:
             pairs = [(out.video_probs, ref[0]), (out.segment_logits, ref[1])]
             assert torch.equal(ours.predict(out), ref[1].softmax(-1).argmax(-1))
-        for got, want in pairs:
-            torch.testing.assert_close(got, want)
-        # gradients with respect to both inputs (the pruning mask carries none, in both)
-        seeds = [torch.randn_like(want) for _, want in pairs]
-        g_ours = torch.autograd.grad(sum((got * w).sum() for (got, _), w in zip(pairs, seeds)), (visual, audio))
-        g_ref = torch.autograd.grad(sum((want * w).sum() for (_, want), w in zip(pairs, seeds)), (visual, audio))
-        for g, r in zip(g_ours, g_ref):
-            torch.testing.assert_close(g, r)
+        # outputs, then gradients with respect to both inputs (the pruning mask carries none, in both)
+        assert_equal_outputs_and_input_grads(pairs, (visual, audio))
 
 
 def test_import_checks_used_keys_and_ignores_unused_ones(tmp_path, capsys):
