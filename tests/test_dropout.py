@@ -59,3 +59,16 @@ def test_compiles_fullgraph():
     kept = y[y != 0]
     torch.testing.assert_close(kept, torch.full_like(kept, 1 / 0.75))
     assert 0 < kept.numel() < 1000
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("shape", [(1,), (3, 5), (2, 7, 9)])  # element counts not a multiple of 4
+def test_keep_mask_is_the_draw_compared_in_the_target_dtype(dtype, shape):
+    from avattn.layers.dropout import bit_keep_mask, bit_threshold, bit_uniform16
+
+    torch.manual_seed(11)
+    mask = bit_keep_mask(shape, 0.3, dtype, torch.device("cpu"))
+    torch.manual_seed(11)
+    expected = (bit_uniform16(shape, torch.device("cpu")) >= bit_threshold(0.3)).to(dtype)
+    assert mask.dtype == dtype and mask.shape == shape
+    assert torch.equal(mask, expected)

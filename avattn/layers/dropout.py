@@ -30,8 +30,7 @@ def bit_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
         return x
     # x times a 0 / 1/(1-p) mask in x's dtype, as F.dropout scales (same rounding in half precision);
     # the backward is then one product with the saved mask
-    mask = (bit_uniform16(x.shape, x.device) >= bit_threshold(p)).to(x.dtype).mul_(1.0 / (1.0 - p))
-    return x * mask
+    return x * bit_keep_mask(x.shape, p, x.dtype, x.device).mul_(1.0 / (1.0 - p))
 
 
 def bit_uniform16(shape: torch.Size | tuple[int, ...], device: torch.device) -> Tensor:
@@ -39,6 +38,15 @@ def bit_uniform16(shape: torch.Size | tuple[int, ...], device: torch.device) -> 
     n = math.prod(shape)
     words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
     return words.view(torch.int16)[:n].view(shape)
+
+
+def bit_keep_mask(shape: torch.Size | tuple[int, ...], p: float, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """1 where a ``bit_uniform16`` draw keeps the element (probability ``1 - p``), else 0, in ``dtype``.
+    The comparison writes ``dtype`` directly: no boolean mask and no second pass to convert it."""
+    draw, threshold = bit_uniform16(shape, device), bit_threshold(p)
+    if torch.compiler.is_compiling():  # inductor fuses the conversion itself
+        return (draw >= threshold).to(dtype)
+    return torch.ge(draw, threshold, out=torch.empty(shape, dtype=dtype, device=device))
 
 
 def bit_threshold(p: float) -> int:

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from ._checks import check_input_dtypes, check_same_batch_time, check_sequence_features, check_visual_map
 from .agsca import AGSCA
-from .dropout import bit_threshold, bit_uniform16
+from .dropout import bit_keep_mask
 
 _threshold_backward = torch.ops.aten.threshold_backward.default
 _MKLDNN_LINEAR = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if torch.backends.mkldnn.is_available() else None
@@ -165,9 +165,8 @@ def fused_projected_agsca(
     cells = visual.shape[2:-1].numel()
     x = visual.reshape(b * t * cells, visual.shape[-1])
     p = dropout if training else 0.0
-    keep = bit_uniform16((x.shape[0], proj.out_features), x.device) >= bit_threshold(p) if p > 0 else None
-
     dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
+    keep = bit_keep_mask((x.shape[0], proj.out_features), p, dtype, x.device) if p > 0 else None
     ch, sp = agsca.channel, agsca.spatial
     with torch.autocast(device_type, enabled=False):
         d, mean = _ProjectedChannelMean.apply(
