@@ -1,0 +1,149 @@
+"""CMRAN training step and eval forward: the public reference implementation (float32) beside avattn's.
+
+The reference is not part of avattn: pass the folder of your own clone of it
+(https://github.com/FloretCat/CMRAN; its ``model/main_model.py`` defines ``supv_main_model``).
+Its constructor calls ``.cuda()``; on a CPU those calls are made no-ops while it is built.
+The reference's step is its ``supv_main.py`` step: BCE + cross-entropy, ``clip_grad_norm_(0.5)``,
+torch's default Adam (lr 1e-3), in float32 (``model.float()``, as the issue of record measured it;
+the reference script itself trains in float64). avattn's steps are ``bench_cmran``'s (train.py's
+recipe) in each ``--modes`` entry. All cases run interleaved in one process on one synthetic batch
+(supervised, VGG-19, B = 32); each ratio is the median over repetitions of the paired
+``reference ms / avattn ms``.
+
+    python benchmarks/bench_cmran_vs_reference.py --reference-dir PATH [--modes eager,bf16]
+        [--steps 7] [--warmup 2] [--threads 1] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_cmran import Case, cpu_description, synthetic_batch  # noqa: E402
+
+from examples.cmran.config import ModelConfig  # noqa: E402
+
+MODES = ("eager", "bf16")
+
+
+@contextlib.contextmanager
+def _cuda_calls_ignored():
+    """The reference builds its attention module with ``.cuda()``: a no-op for the length of the build."""
+    module_cuda, tensor_cuda = nn.Module.cuda, torch.Tensor.cuda
+    nn.Module.cuda = lambda self, *a, **k: self
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    try:
+        yield
+    finally:
+        nn.Module.cuda, torch.Tensor.cuda = module_cuda, tensor_cuda
+
+
+def load_reference(folder: Path) -> type[nn.Module]:
+    source = folder / "model" / "main_model.py"
+    if not source.is_file():
+        raise SystemExit(f"--reference-dir must be a clone of the reference CMRAN with model/main_model.py; "
+                         f"{source} does not exist")
+    sys.path.insert(0, str(folder))
+    from model.main_model import supv_main_model  # the reference's own module
+
+    return supv_main_model
+
+
+class ReferenceCase:
+    """The reference model's supervised training step and eval forward, in float32."""
+
+    def __init__(self, model_cls: type[nn.Module], batch) -> None:
+        torch.manual_seed(0)
+        with _cuda_calls_ignored():
+            self.model = model_cls().float()
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
+        self.visual, self.audio, segments, _ = batch
+        labels = torch.zeros(*segments.shape, 29).scatter_(2, segments.unsqueeze(-1), 1.0)
+        foreground = labels[:, :, :-1]
+        self.is_event, event_per_segment = foreground.max(-1)
+        self.event = event_per_segment.max(-1).values
+        self.bce, self.ce = nn.BCEWithLogitsLoss(), nn.CrossEntropyLoss()
+
+    def train_step(self) -> None:
+        self.model.train()
+        is_event, event = self.model(self.visual, self.audio)
+        is_event = is_event.transpose(1, 0).squeeze().contiguous()
+        loss = self.bce(is_event, self.is_event) + self.ce(event, self.event)
+        loss.backward()
+        float(nn.utils.clip_grad_norm_(self.model.parameters(), 0.5))
+        self.opt.step()
+        self.opt.zero_grad()
+        loss.item()
+
+    def eval_forward(self) -> None:
+        self.model.eval()
+        with torch.no_grad():
+            self.model(self.visual, self.audio)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--reference-dir", required=True, type=Path, help="your clone of the reference CMRAN")
+    p.add_argument("--modes", default="eager,bf16", help=f"avattn modes, a comma list from {MODES}")
+    p.add_argument("--steps", type=int, default=7)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None, help="write results.json there (atomically)")
+    args = p.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or any(m not in MODES for m in modes):
+        p.error(f"--modes must be a comma list from {MODES}, got {args.modes!r}")
+    if args.steps < 1 or args.warmup < 0 or args.threads < 1:
+        p.error("--steps and --threads must be >= 1, --warmup >= 0")
+    torch.set_num_threads(args.threads)
+    reference_cls = load_reference(args.reference_dir.resolve())
+
+    device = torch.device("cpu")
+    batch = synthetic_batch(32, 512, device)
+    cases = {"reference fp32": ReferenceCase(reference_cls, batch)}
+    cases.update({f"avattn {m}": Case(m, True, ModelConfig(), batch, device, "fused") for m in modes})
+    for case in cases.values():
+        for _ in range(args.warmup):
+            case.train_step()
+            case.eval_forward()
+    times = {(name, kind): [] for name in cases for kind in ("train", "eval")}
+    for _ in range(args.steps):
+        for name, case in cases.items():
+            for kind, fn in (("train", case.train_step), ("eval", case.eval_forward)):
+                t0 = time.perf_counter()
+                fn()
+                times[name, kind].append((time.perf_counter() - t0) * 1e3)
+
+    cpu = cpu_description()
+    print(f"CMRAN supervised vgg19, B=32, {cpu['model']}, torch {torch.__version__}, {args.threads} thread(s)")
+    print(f"CPU instruction sets: {' / '.join(cpu['isa']) or 'unknown'}; torch CPU capability "
+          f"{cpu['torch_capability']}; native bf16: {'yes' if cpu['native_bf16'] else 'no'}")
+    rows = []
+    for name in cases:
+        for kind in ("train", "eval"):
+            ref = times["reference fp32", kind]
+            mine = times[name, kind]
+            speedup = statistics.median(a / b for a, b in zip(ref, mine))
+            rows.append({"case": name, "kind": kind, "median_ms": statistics.median(mine), "speedup_vs_reference": speedup,
+                         "samples_ms": [round(x, 3) for x in mine]})
+            print(f"  {name:16s} {kind:5s} {statistics.median(mine):8.1f} ms   reference / this: {speedup:.2f}x")
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        tmp = args.out / "results.json.tmp"
+        tmp.write_text(json.dumps({"cpu": cpu, "threads": args.threads, "rows": rows}, indent=1))
+        os.replace(tmp, args.out / "results.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
