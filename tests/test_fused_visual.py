@@ -74,6 +74,25 @@ def test_float64_outputs_and_gradients_equal_the_plain_layers(b, t, cells, p, tr
         torch.testing.assert_close(g, r, rtol=1e-10, atol=atol)
 
 
+
+@pytest.mark.parametrize("b,t,cells", SHAPES, ids=lambda v: str(v))
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("no_grad", [torch.no_grad, torch.inference_mode])
+def test_without_autograd_equals_the_plain_layers(b, t, cells, training, no_grad):
+    # without a backward the gating is computed in place: same values, and the inputs stay as they were
+    proj, agsca = _layers()
+    visual = torch.randn(b, t, *cells, C_IN, dtype=torch.float64)
+    audio = torch.randn(b, t, A, dtype=torch.float64)
+    before = visual.clone(), audio.clone()
+    results = []
+    for fn in (_plain, _fused):
+        torch.manual_seed(5)
+        with no_grad():
+            results.append(fn(visual, audio, proj, agsca, 0.3, training))
+    for r, g in zip(*results, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-13)
+    assert torch.equal(visual, before[0]) and torch.equal(audio, before[1])
+
 def test_dropout_mask_is_bit_dropouts_and_drops_at_rate_p():
     proj, agsca = _layers()
     visual = torch.randn(4, 10, 7, 7, C_IN, dtype=torch.float64)
@@ -162,6 +181,9 @@ def test_compiles_fullgraph_with_the_eager_result(backend, tmp_path, monkeypatch
             continue
         for e, c in zip(eager + list(eager_grads), comp + list(comp_grads), strict=True):
             torch.testing.assert_close(c, e, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():  # the in-place inference branch, compiled
+        torch.testing.assert_close(fn(visual, audio, proj, agsca, 0.2, False),
+                                   _fused(visual, audio, proj, agsca, 0.2, False), rtol=1e-5, atol=1e-6)
 
 
 def test_compiles_fullgraph_under_bf16_autocast():

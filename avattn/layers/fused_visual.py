@@ -107,9 +107,9 @@ class _GatedSpatialPool(torch.autograd.Function):
     alpha = softmax_n tanh(ReLU(g_n Ws^T + bs) . u + bw)."""
 
     @staticmethod
-    def forward(ctx, d, s, ws, bs, u, bw):
+    def forward(ctx, d, s, ws, bs, u, bw, inference: bool):
         bt, n, c = d.shape
-        g = d * s.unsqueeze(1)
+        g = d.mul_(s.unsqueeze(1)) if inference else d * s.unsqueeze(1)  # inference: d is not needed after this
         h = _linear_relu(g.view(-1, c), ws, bs).view(bt, n, -1)
         tanh = (torch.bmm(h, u.unsqueeze(2)).squeeze(2) + bw).tanh_()
         alpha = tanh.to(_softmax_dtype(tanh.dtype)).softmax(dim=-1)
@@ -139,7 +139,7 @@ class _GatedSpatialPool(torch.autograd.Function):
             grad_g.view(-1, c).addmm_(grad_h, ws)
         grad_s = torch.linalg.vecdot(grad_g, d, dim=1)
         grad_d = grad_g.mul_(s.unsqueeze(1))
-        return grad_d, grad_s, grad_ws, grad_bs, grad_u, grad_bw
+        return grad_d, grad_s, grad_ws, grad_bs, grad_u, grad_bw, None
 
 
 def fused_projected_agsca(
@@ -177,8 +177,9 @@ def fused_projected_agsca(
     gates = torch.sigmoid(ch.excite(torch.relu(ch.squeeze(audio_c * mean))))  # (bt, c)
     u = sp.score.weight[0] * torch.relu(sp.audio_proj(audio)).reshape(b * t, -1)  # (bt, k)
     with torch.autocast(device_type, enabled=False):
-        out, alpha = _GatedSpatialPool.apply(
-            d.view(b * t, cells, -1), (gates + 1).to(dtype), sp.visual_proj.weight.to(dtype),
-            sp.visual_proj.bias.to(dtype), u.to(dtype), sp.score.bias.to(dtype),
-        )
+        pool_inputs = (d.view(b * t, cells, -1), (gates + 1).to(dtype), sp.visual_proj.weight.to(dtype),
+                       sp.visual_proj.bias.to(dtype), u.to(dtype), sp.score.bias.to(dtype))
+        # without a backward to come, the gating overwrites d (internal to this function) instead of a new map
+        inference = not (torch.is_grad_enabled() and any(x.requires_grad for x in pool_inputs))
+        out, alpha = _GatedSpatialPool.apply(*pool_inputs, inference)
     return out.view(b, t, -1), alpha.view(visual.shape[:-1]), gates.view(b, t, -1)
