@@ -7,9 +7,12 @@ The stand-in ``model/main_model.py`` has the reference's interface (``supv_main_
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "bench_cmran_vs_reference.py"
@@ -36,24 +39,34 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 def test_names_the_missing_reference(tmp_path):
     proc = _run("--reference-dir", str(tmp_path))
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "--reference-dir" in proc.stderr and "model/main_model.py" in proc.stderr
 
 
-def test_rejects_an_unknown_mode(tmp_path):
-    proc = _run("--reference-dir", str(tmp_path), "--modes", "eager,fp8")
-    assert proc.returncode == 2 and "--modes must be a comma list" in proc.stderr
+@pytest.mark.parametrize("args,message", [
+    (("--modes", "eager,fp8"), "--modes must be a comma list"),
+    (("--steps", "0"), "--steps and --threads must be >= 1"),
+    (("--threads", "0"), "--steps and --threads must be >= 1"),
+    (("--warmup", "-1"), "--warmup >= 0"),
+])
+def test_rejects_bad_options(tmp_path, args, message):
+    proc = _run("--reference-dir", str(tmp_path), *args)
+    assert proc.returncode == 2 and message in proc.stderr
 
 
 def test_times_the_stand_in_beside_avattn(tmp_path):
     (tmp_path / "ref" / "model").mkdir(parents=True)
     (tmp_path / "ref" / "model" / "main_model.py").write_text(STAND_IN)
-    proc = _run("--reference-dir", str(tmp_path / "ref"), "--modes", "eager", "--steps", "1", "--warmup", "0",
+    proc = _run("--reference-dir", str(tmp_path / "ref"), "--modes", "eager", "--steps", "3", "--warmup", "0",
                 "--out", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     assert [(r["case"], r["kind"]) for r in rows] == [
         ("reference fp32", "train"), ("reference fp32", "eval"), ("avattn eager", "train"), ("avattn eager", "eval")]
-    assert all(r["median_ms"] > 0 and len(r["samples_ms"]) == 1 for r in rows)
-    assert rows[0]["speedup_vs_reference"] == 1.0
-    assert not list((tmp_path / "out").glob("*.tmp"))
+    assert all(len(r["samples_ms"]) == 3 and r["median_ms"] == statistics.median(r["samples_ms"]) for r in rows)
+    reference = {r["kind"]: r["samples_ms"] for r in rows[:2]}
+    for r in rows[2:]:  # the median of the paired ratios, not a ratio of medians
+        paired = statistics.median(a / b for a, b in zip(reference[r["kind"]], r["samples_ms"], strict=True))
+        assert r["speedup_vs_reference"] == pytest.approx(paired, rel=1e-12)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["results.json"]
+    assert "avattn eager" in proc.stdout and "reference / this" in proc.stdout

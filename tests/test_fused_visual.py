@@ -74,24 +74,50 @@ def test_float64_outputs_and_gradients_equal_the_plain_layers(b, t, cells, p, tr
         torch.testing.assert_close(g, r, rtol=1e-10, atol=atol)
 
 
+def _frozen():
+    """Grad mode on, but nothing requires a gradient: no backward can follow either."""
+    return torch.enable_grad()
+
 
 @pytest.mark.parametrize("b,t,cells", SHAPES, ids=lambda v: str(v))
 @pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("no_grad", [torch.no_grad, torch.inference_mode])
-def test_without_autograd_equals_the_plain_layers(b, t, cells, training, no_grad):
+@pytest.mark.parametrize("no_grad", [torch.no_grad, torch.inference_mode, _frozen])
+def test_without_autograd_equals_the_plain_layers(b, t, cells, training, no_grad, monkeypatch):
     # without a backward the gating is computed in place: same values, and the inputs stay as they were
+    from avattn.layers import fused_visual
+
     proj, agsca = _layers()
+    for param in [*proj.parameters(), *agsca.parameters()]:
+        param.requires_grad_(False)
     visual = torch.randn(b, t, *cells, C_IN, dtype=torch.float64)
     audio = torch.randn(b, t, A, dtype=torch.float64)
     before = visual.clone(), audio.clone()
+    pool = fused_visual._GatedSpatialPool
+    taken = []
+    monkeypatch.setattr(pool, "apply", lambda *args, _apply=pool.apply: taken.append(args[-1]) or _apply(*args))
     results = []
     for fn in (_plain, _fused):
         torch.manual_seed(5)
         with no_grad():
             results.append(fn(visual, audio, proj, agsca, 0.3, training))
+    assert taken == [True]  # the in-place branch ran
     for r, g in zip(*results, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-12, atol=1e-13)
     assert torch.equal(visual, before[0]) and torch.equal(audio, before[1])
+
+
+def test_with_autograd_the_gating_keeps_its_input(monkeypatch):
+    from avattn.layers import fused_visual
+
+    proj, agsca = _layers()
+    pool = fused_visual._GatedSpatialPool
+    taken = []
+    monkeypatch.setattr(pool, "apply", lambda *args, _apply=pool.apply: taken.append(args[-1]) or _apply(*args))
+    visual = torch.randn(1, 2, 3, C_IN, dtype=torch.float64)
+    audio = torch.randn(1, 2, A, dtype=torch.float64)
+    _fused(visual, audio, proj, agsca, 0.0, False)
+    assert taken == [False]
+
 
 def test_dropout_mask_is_bit_dropouts_and_drops_at_rate_p():
     proj, agsca = _layers()

@@ -104,7 +104,8 @@ class _ProjectedChannelMean(torch.autograd.Function):
 class _GatedSpatialPool(torch.autograd.Function):
     """d (b*t, n, c), s (b*t, c), Ws (k, c), bs (k,), u (b*t, k), bw (1,) ->
     out = sum_n alpha_n g_n (b*t, c) and alpha (b*t, n) (the softmax in float32 for half types), where g = d * s,
-    alpha = softmax_n tanh(ReLU(g_n Ws^T + bs) . u + bw)."""
+    alpha = softmax_n tanh(ReLU(g_n Ws^T + bs) . u + bw).
+    ``inference``: no backward follows, so g overwrites d (which the caller no longer needs)."""
 
     @staticmethod
     def forward(ctx, d, s, ws, bs, u, bw, inference: bool):
@@ -180,6 +181,6 @@ def fused_projected_agsca(
         pool_inputs = (d.view(b * t, cells, -1), (gates + 1).to(dtype), sp.visual_proj.weight.to(dtype),
                        sp.visual_proj.bias.to(dtype), u.to(dtype), sp.score.bias.to(dtype))
         # without a backward to come, the gating overwrites d (internal to this function) instead of a new map
-        inference = not (torch.is_grad_enabled() and any(x.requires_grad for x in pool_inputs))
+        inference = not (torch.is_grad_enabled() and any(tensor.requires_grad for tensor in pool_inputs))
         out, alpha = _GatedSpatialPool.apply(*pool_inputs, inference)
     return out.view(b, t, -1), alpha.view(visual.shape[:-1]), gates.view(b, t, -1)
