@@ -71,6 +71,13 @@ def cpu_description() -> dict:
             "native_bf16": native, "native_bf16_why": why, "dispatch_env": env}
 
 
+def isa_line(cpu: dict) -> str:
+    """The header line naming the CPU's instruction sets, torch's dispatch and bf16 support."""
+    return (f"CPU instruction sets: {' / '.join(cpu['isa']) or 'unknown'}; torch CPU capability "
+            f"{cpu['torch_capability']}; native bf16: {'yes' if cpu['native_bf16'] else 'no'} ({cpu['native_bf16_why']})"
+            + (f"; dispatch env {cpu['dispatch_env']}" if cpu["dispatch_env"] else ""))
+
+
 # ---- the floor -----------------------------------------------------------------------------------
 
 def _constant(t: torch.Tensor) -> bool:
@@ -325,9 +332,7 @@ def main(argv=None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu["model"]
     header = (f"CMRAN {args.setting} {args.features}, device={device} ({name}), torch {torch.__version__}, "
               f"{torch.get_num_threads()} CPU thread(s)")
-    isa = (f"CPU instruction sets: {' / '.join(cpu['isa']) or 'unknown'}; torch CPU capability "
-           f"{cpu['torch_capability']}; native bf16: {'yes' if cpu['native_bf16'] else 'no'} ({cpu['native_bf16_why']})"
-           + (f"; dispatch env {cpu['dispatch_env']}" if cpu["dispatch_env"] else ""))
+    isa = isa_line(cpu)
     print(header)
     print(isa)
     for line in skipped:

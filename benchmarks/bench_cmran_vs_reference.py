@@ -22,14 +22,13 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cmran import Case, cpu_description, synthetic_batch  # noqa: E402
+from bench_cmran import Case, cpu_description, isa_line, synthetic_batch, timed  # noqa: E402
 
 from examples.cmran.config import ModelConfig  # noqa: E402
 
@@ -124,23 +123,20 @@ def main(argv=None) -> int:
     for _ in range(args.steps):
         for name, case in cases.items():
             for kind, fn in (("train", case.train_step), ("eval", case.eval_forward)):
-                t0 = time.perf_counter()
-                fn()
-                times[name, kind].append((time.perf_counter() - t0) * 1e3)
+                times[name, kind].append(timed(fn, device))
 
     cpu = cpu_description()
     print(f"CMRAN supervised vgg19, B=32, {cpu['model']}, torch {torch.__version__}, {args.threads} thread(s)")
-    print(f"CPU instruction sets: {' / '.join(cpu['isa']) or 'unknown'}; torch CPU capability "
-          f"{cpu['torch_capability']}; native bf16: {'yes' if cpu['native_bf16'] else 'no'}")
+    print(isa_line(cpu))
     rows = []
     for name in cases:
         for kind in ("train", "eval"):
             ref = times["reference fp32", kind]
             mine = times[name, kind]
-            speedup = statistics.median(a / b for a, b in zip(ref, mine))
-            rows.append({"case": name, "kind": kind, "median_ms": statistics.median(mine),
-                         "speedup_vs_reference": speedup, "samples_ms": mine})
-            print(f"  {name:16s} {kind:5s} {statistics.median(mine):8.1f} ms   reference / this: {speedup:.2f}x")
+            median, speedup = statistics.median(mine), statistics.median(a / b for a, b in zip(ref, mine))
+            rows.append({"case": name, "kind": kind, "median_ms": median, "speedup_vs_reference": speedup,
+                         "samples_ms": mine})
+            print(f"  {name:16s} {kind:5s} {median:8.1f} ms   reference / this: {speedup:.2f}x")
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         tmp = args.out / f".results.json.{os.getpid()}.tmp"

@@ -74,6 +74,15 @@ def test_float64_outputs_and_gradients_equal_the_plain_layers(b, t, cells, p, tr
         torch.testing.assert_close(g, r, rtol=1e-10, atol=atol)
 
 
+def _spy_inference_flag(monkeypatch) -> list[bool]:
+    """Records the ``inference`` flag of every _GatedSpatialPool call (the in-place branch when True)."""
+    from avattn.layers.fused_visual import _GatedSpatialPool as pool
+
+    taken = []
+    monkeypatch.setattr(pool, "apply", lambda *args, _apply=pool.apply: taken.append(args[-1]) or _apply(*args))
+    return taken
+
+
 def _frozen():
     """Grad mode on, but nothing requires a gradient: no backward can follow either."""
     return torch.enable_grad()
@@ -84,17 +93,13 @@ def _frozen():
 @pytest.mark.parametrize("no_grad", [torch.no_grad, torch.inference_mode, _frozen])
 def test_without_autograd_equals_the_plain_layers(b, t, cells, training, no_grad, monkeypatch):
     # without a backward the gating is computed in place: same values, and the inputs stay as they were
-    from avattn.layers import fused_visual
-
     proj, agsca = _layers()
     for param in [*proj.parameters(), *agsca.parameters()]:
         param.requires_grad_(False)
     visual = torch.randn(b, t, *cells, C_IN, dtype=torch.float64)
     audio = torch.randn(b, t, A, dtype=torch.float64)
     before = visual.clone(), audio.clone()
-    pool = fused_visual._GatedSpatialPool
-    taken = []
-    monkeypatch.setattr(pool, "apply", lambda *args, _apply=pool.apply: taken.append(args[-1]) or _apply(*args))
+    taken = _spy_inference_flag(monkeypatch)
     results = []
     for fn in (_plain, _fused):
         torch.manual_seed(5)
@@ -107,12 +112,8 @@ def test_without_autograd_equals_the_plain_layers(b, t, cells, training, no_grad
 
 
 def test_with_autograd_the_gating_keeps_its_input(monkeypatch):
-    from avattn.layers import fused_visual
-
     proj, agsca = _layers()
-    pool = fused_visual._GatedSpatialPool
-    taken = []
-    monkeypatch.setattr(pool, "apply", lambda *args, _apply=pool.apply: taken.append(args[-1]) or _apply(*args))
+    taken = _spy_inference_flag(monkeypatch)
     visual = torch.randn(1, 2, 3, C_IN, dtype=torch.float64)
     audio = torch.randn(1, 2, A, dtype=torch.float64)
     _fused(visual, audio, proj, agsca, 0.0, False)
