@@ -39,10 +39,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from examples.cmran.amp import cpu_isa_flags, native_bf16  # noqa: E402
-from examples.cmran.config import DROPOUT_IMPLS, VISUAL_DIMS, ModelConfig  # noqa: E402
+from examples.ave.amp import cpu_isa_flags, native_bf16  # noqa: E402
+from examples.ave.constants import VISUAL_DIMS  # noqa: E402
+from examples.ave.optim import ADAM_IMPLS, clip_gradients, make_adam  # noqa: E402
+from examples.cmran.config import DROPOUT_IMPLS, CMRANConfig
 from examples.cmran.model import CMRAN  # noqa: E402
-from examples.cmran.optim import ADAM_IMPLS, clip_gradients, make_adam  # noqa: E402
 
 MODES = ("eager", "bf16", "compile", "compile_bf16", "cudagraphs")
 BACKENDS = ("auto", "reference", "sdpa", "triton")
@@ -156,7 +157,7 @@ def synthetic_batch(batch: int, channels: int, device: torch.device):
 class Case:
     """One (mode, fused or plain visual path) on one model: a train step and an eval forward, like train.py."""
 
-    def __init__(self, mode: str, fused: bool, cfg: ModelConfig, batch, device: torch.device, adam_impl: str) -> None:
+    def __init__(self, mode: str, fused: bool, cfg: CMRANConfig, batch, device: torch.device, adam_impl: str) -> None:
         torch.manual_seed(0)
         self.mode, self.fused, self.device = mode, fused, device
         self.model = model = CMRAN(cfg).to(device)
@@ -226,7 +227,7 @@ def bench_config(modes, backend: str, batch_size: int, args, device: torch.devic
     cases = []
     impls = [(a, d) for a in args.adam_impls for d in args.dropout_impls]
     for mode, (adam_impl, dropout_impl) in ((m, i) for m in modes for i in impls):
-        cfg = ModelConfig(setting=args.setting, features=args.features, backend=backend, dropout=dropout,
+        cfg = CMRANConfig(setting=args.setting, features=args.features, backend=backend, dropout=dropout,
                           dropout_impl=dropout_impl)
         for fused in ((True, False) if args.compare_ref else (True,)):
             case = Case(mode, fused, cfg, batch, device, adam_impl)
@@ -294,8 +295,8 @@ def main(argv=None) -> int:
     p.add_argument("--compare-ref", action="store_true", help="also time the plain visual layers (fused_visual=False)")
     p.add_argument("--adam-impl", default="fused",
                    help=f"comma list from {ADAM_IMPLS}: torch's Adam implementation (train.py's; default fused)")
-    p.add_argument("--dropout-impl", default=ModelConfig().dropout_impl,
-                   help=f"comma list from {DROPOUT_IMPLS}: relation-layer dropout masks (ModelConfig.dropout_impl)")
+    p.add_argument("--dropout-impl", default=CMRANConfig().dropout_impl,
+                   help=f"comma list from {DROPOUT_IMPLS}: relation-layer dropout masks (CMRANConfig.dropout_impl)")
     p.add_argument("--out", default=None, help="write results.json there (atomically)")
     args = p.parse_args(argv)
     modes = _list(args.modes or "eager,bf16,compile", MODES, "modes", p)

@@ -30,7 +30,7 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_cmran import Case, cpu_description, isa_line, synthetic_batch, timed  # noqa: E402
 
-from examples.cmran.config import ModelConfig  # noqa: E402
+from examples.cmran.config import CMRANConfig  # noqa: E402
 
 MODES = ("eager", "bf16")
 
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
     device = torch.device("cpu")
     batch = synthetic_batch(32, 512, device)
     cases = {"reference fp32": ReferenceCase(reference_cls, batch)}
-    cases.update({f"avattn {m}": Case(m, True, ModelConfig(), batch, device, "fused") for m in modes})
+    cases.update({f"avattn {m}": Case(m, True, CMRANConfig(), batch, device, "fused") for m in modes})
     for case in cases.values():
         for _ in range(args.warmup):
             case.train_step()

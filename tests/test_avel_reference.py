@@ -18,9 +18,9 @@ import torch
 from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 from reference_transcriptions import assert_equal_outputs_and_input_grads, bilstm
 
+from examples.ave.evaluate import load_trained_model
+from examples.ave.import_reference import convert_reference, read_reference_keys
 from examples.cmran.__main__ import main as cli
-from examples.cmran.evaluate import load_trained_model
-from examples.cmran.import_reference import convert_reference, read_reference_keys
 
 D = torch.float64
 SHAPES = [(1, 1), (2, 7), (3, 10)]  # (B, T): T = 1, odd T, the reference's T = 10
@@ -110,7 +110,8 @@ def test_attention_map_equals_the_reference_alpha(tmp_path):
 
 def test_paper_form_of_agva_differs_from_the_code(tmp_path):
     """The cell-axis audio term matters: the paper's equation gives other maps on the same weights."""
-    from examples.cmran.avel import AVEL, AVELConfig
+    from examples.avel.config import AVELConfig
+    from examples.avel.model import AVEL
 
     cfg, converted, _ = convert_reference(reference_state("avel", "supervised"), model="avel", dtype=D)
     code = AVEL(cfg, dtype=D)

@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 
 import avattn
-from examples.cmran.config import ConfigError, ModelConfig
+from examples.ave.checks import ConfigError
+from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
 
 DRAWS = 40
@@ -108,9 +109,9 @@ def _itrs(model):
 @pytest.mark.parametrize("kw", [{}, {"setting": "weak"}, {"itr_layers": 3}, {"arch": "audio_visual"}])
 def test_reference_init_starts_stacked_itr_layers_identical(kw):
     torch.manual_seed(0)
-    ref = CMRAN(ModelConfig(init="reference", **kw))
+    ref = CMRAN(CMRANConfig(init="reference", **kw))
     torch.manual_seed(0)
-    default = CMRAN(ModelConfig(**kw))
+    default = CMRAN(CMRANConfig(**kw))
     assert len(_itrs(ref)) == 2
     for itr_ref, itr_def in zip(_itrs(ref), _itrs(default)):
         first = itr_ref.layers[0].state_dict()
@@ -128,17 +129,17 @@ def test_reference_init_starts_stacked_itr_layers_identical(kw):
 @pytest.mark.parametrize("kw", [{"cmra": "self"}, {"cmra": "none"}, {"itr_layers": 1}, {"itr_layers": 0}])
 def test_reference_init_without_stacked_layers_fails_loudly(kw):
     with pytest.raises(ConfigError, match="init='reference' has no effect"):
-        ModelConfig(init="reference", **kw)
+        CMRANConfig(init="reference", **kw)
     with pytest.raises(ConfigError, match="init must be one of"):
-        ModelConfig(init="xavier")
+        CMRANConfig(init="xavier")
 
 
 def test_init_round_trips_and_the_cli_passes_it():
-    from examples.cmran.__main__ import build_parser
-    from examples.cmran.train import configs_from_args
+    from examples.ave.cli import build_parser
+    from examples.ave.train import configs_from_args
 
-    cfg = ModelConfig(init="reference")
-    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    assert ModelConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "init"}).init == "default"
+    cfg = CMRANConfig(init="reference")
+    assert CMRANConfig.from_dict(cfg.to_dict()) == cfg
+    assert CMRANConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "init"}).init == "default"
     args = build_parser().parse_args(["train", "--init", "reference", "--out", "/nonexistent/run"])
     assert configs_from_args(args)[0].init == "reference"

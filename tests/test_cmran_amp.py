@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from examples.ave.amp import native_bf16, resolve_amp
 from examples.cmran.__main__ import main as cli
-from examples.cmran.amp import native_bf16, resolve_amp
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--data", "synthetic", "--subset", "8", "--batch-size", "4", "--max-steps", "1", "--eval-batch-size", "8"]
@@ -26,7 +26,7 @@ def _single_process(monkeypatch):
 
 
 def _resolve_in_subprocess(env: dict) -> str:
-    code = "import torch; from examples.cmran.amp import resolve_amp; print(resolve_amp('auto', torch.device('cpu'))[0])"
+    code = "import torch; from examples.ave.amp import resolve_amp; print(resolve_amp('auto', torch.device('cpu'))[0])"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, **env, "OMP_NUM_THREADS": "1"},
                          capture_output=True, text=True, check=True)
     return out.stdout.strip()
@@ -65,12 +65,13 @@ def test_train_stores_the_resolved_mode_and_that_it_was_auto(capsys, tmp_path):
 
 def _auto_run(tmp_path, amp: str):
     """A run folder (random CMRAN, 8 synthetic videos a split) whose amp ``auto`` chose as ``amp``."""
-    from examples.cmran.config import ModelConfig, TrainConfig
-    from examples.cmran.import_reference import write_run
+    from examples.ave.config import TrainConfig
+    from examples.ave.import_reference import write_run
+    from examples.cmran.config import CMRANConfig
     from examples.cmran.model import CMRAN
 
     torch.manual_seed(0)
-    cfg = ModelConfig()
+    cfg = CMRANConfig()
     out = tmp_path / "run"
     train_cfg = TrainConfig(out=str(out), subset=8, amp=amp, amp_auto=True).resolve("supervised")
     write_run(out, cfg, CMRAN(cfg).state_dict(), train_cfg, {"from": "test"})
@@ -79,7 +80,7 @@ def _auto_run(tmp_path, amp: str):
 
 @pytest.mark.parametrize("command", ["evaluate", "predict"])
 def test_a_run_trained_with_auto_chooses_again_on_the_device_at_hand(command, tmp_path, capsys, monkeypatch):
-    import examples.cmran.amp as amp_module
+    import examples.ave.amp as amp_module
 
     ckpt = _auto_run(tmp_path, "bf16")  # chosen on a bf16 machine; this one (as patched) has no native bf16
     monkeypatch.setattr(amp_module, "native_bf16", lambda device: (False, "patched"))
@@ -91,10 +92,11 @@ def test_a_run_trained_with_auto_chooses_again_on_the_device_at_hand(command, tm
 
 
 def test_resuming_compares_the_effective_amp_not_how_it_was_chosen(tmp_path):
-    from examples.cmran.checkpoint import CheckpointError, check_resumable
-    from examples.cmran.config import ModelConfig, TrainConfig
+    from examples.ave.checkpoint import CheckpointError, check_resumable
+    from examples.ave.config import TrainConfig
+    from examples.cmran.config import CMRANConfig
 
-    model_cfg = ModelConfig()
+    model_cfg = CMRANConfig()
 
     def cfg(amp, amp_auto):
         return TrainConfig(out=str(tmp_path), amp=amp, amp_auto=amp_auto).resolve("supervised")

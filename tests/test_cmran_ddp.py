@@ -25,10 +25,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from examples.ave.checkpoint import load_checkpoint
+from examples.ave.config import TrainConfig
+from examples.ave.datasets import build_splits
 from examples.cmran.__main__ import main as cli
-from examples.cmran.checkpoint import load_checkpoint
-from examples.cmran.config import ModelConfig, TrainConfig
-from examples.cmran.evaluate import build_splits
+from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +40,7 @@ ARGS = ["train", "--data", "synthetic", "--subset", "8", "--batch-size", "4", "-
 def _flat(grads: dict[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([grads[k].flatten().double() for k in sorted(grads)])
 
-def _float64_gradients(model_cfg: ModelConfig, train_cfg: TrainConfig, steps: list[dict]) -> list[torch.Tensor]:
+def _float64_gradients(model_cfg: CMRANConfig, train_cfg: TrainConfig, steps: list[dict]) -> list[torch.Tensor]:
     """The gradient of each step's global-batch mean loss at the initial weights, in float64."""
     torch.manual_seed(SEED)  # the trainer's initialization
     model = CMRAN(model_cfg).double().train()

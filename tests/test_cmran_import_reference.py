@@ -13,15 +13,12 @@ import pytest
 import torch
 from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 
+from examples.ave.evaluate import load_trained_model
+from examples.ave.import_reference import convert_reference, read_reference_keys, reference_model
+from examples.ave.registry import count_parameters
 from examples.cmran.__main__ import main as cli
-from examples.cmran.config import ModelConfig
-from examples.cmran.evaluate import load_trained_model
-from examples.cmran.import_reference import (
-    REFERENCE_MODELS,
-    convert_reference,
-    read_reference_keys,
-)
-from examples.cmran.model import CMRAN, count_parameters
+from examples.cmran.config import CMRANConfig
+from examples.cmran.model import CMRAN
 
 
 def reference_state(setting: str, *, seed: int = 0, dtype=torch.float64) -> dict[str, torch.Tensor]:
@@ -119,8 +116,8 @@ def test_the_key_map_covers_exactly_the_used_keys_and_every_parameter(setting):
     keys = read_reference_keys("cmran", setting)
     used = {k.key for k in keys if k.used}
     assert len(keys) == 174 and len(used) == 106
-    cfg = REFERENCE_MODELS["cmran"].config(setting)
-    key_map = REFERENCE_MODELS["cmran"].key_map(cfg)
+    cfg = reference_model("cmran").config(setting)
+    key_map = reference_model("cmran").key_map(cfg)
     assert {theirs for theirs, _ in key_map.values()} == used
     model = CMRAN(cfg)
     assert set(key_map) == set(model.state_dict())
@@ -170,7 +167,7 @@ def test_cli_writes_a_run_folder_that_the_other_commands_read(tmp_path, capsys):
     assert "106 keys used, 68 unused keys ignored" in stdout and "predict --checkpoint" in stdout
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "config.json"]
     model, loaded = load_trained_model(str(out / "best.pt"), torch.device("cpu"))
-    assert model.config == ModelConfig(setting="weak") and loaded["epoch"] == 0
+    assert model.config == CMRANConfig(setting="weak") and loaded["epoch"] == 0
     state = model.state_dict()
     assert all(v.dtype == torch.float32 for v in state.values())
     w = sd["module.audio_encoder.encoder.layers.1.self_attn.in_proj_weight"]
@@ -189,7 +186,7 @@ def test_cli_writes_a_run_folder_that_the_other_commands_read(tmp_path, capsys):
     torch.save({k.removeprefix("module."): v for k, v in reference_state("supervised").items()}, bare)
     code, _, _ = _run(capsys, "import-reference", str(bare), "--setting", "supervised", "--out", str(tmp_path / "sup"))
     assert code == 0
-    from examples.cmran.data.meta import load_meta
+    from examples.ave.data.meta import load_meta
 
     meta = load_meta()
     videos = ",".join(meta.annotations[i].video_id for i in meta.orders["test"][[0, 5]])

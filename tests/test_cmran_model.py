@@ -13,11 +13,15 @@ import torch.nn.functional as F
 from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 
 import avattn
-from examples.cmran.config import VISUAL_DIMS, ConfigError, ModelConfig, TrainConfig
-from examples.cmran.model import CMRAN, CMRANWeights, count_parameters
+from examples.ave.checks import ConfigError
+from examples.ave.config import TrainConfig
+from examples.ave.constants import VISUAL_DIMS
+from examples.ave.registry import count_parameters
+from examples.cmran.config import CMRANConfig
+from examples.cmran.model import CMRAN, CMRANWeights
 
 
-def _inputs(cfg: ModelConfig, b: int = 2, t: int = 10, *, dtype=torch.float32, seed: int = 0, cells: bool = False):
+def _inputs(cfg: CMRANConfig, b: int = 2, t: int = 10, *, dtype=torch.float32, seed: int = 0, cells: bool = False):
     g = torch.Generator().manual_seed(seed)
     shape = (b, t, 49, cfg.visual_dim) if cells else (b, t, 7, 7, cfg.visual_dim)
     visual = torch.randn(shape, generator=g, dtype=dtype).relu()
@@ -56,13 +60,13 @@ def test_default_parameter_count_is_the_used_part_of_the_reference():
     model = CMRAN()
     assert count_parameters(model) == 9_509_150
     assert abs(count_parameters(model) / 1e6 - 9.51) < 0.01
-    assert count_parameters(CMRAN(ModelConfig(features="resnet151"))) == 9_509_150 + (2048 - 512) * 512
-    assert count_parameters(CMRAN(ModelConfig(setting="weak"))) == 9_509_150 + 257  # 29-way classifier
+    assert count_parameters(CMRAN(CMRANConfig(features="resnet151"))) == 9_509_150 + (2048 - 512) * 512
+    assert count_parameters(CMRAN(CMRANConfig(setting="weak"))) == 9_509_150 + 257  # 29-way classifier
 
 
 @pytest.mark.parametrize("kw", ABLATIONS, ids=_id)
 def test_every_ablation_runs_and_uses_every_parameter(kw):
-    cfg = ModelConfig(**kw)
+    cfg = CMRANConfig(**kw)
     torch.manual_seed(0)
     model = CMRAN(cfg)
     visual, audio, seg, vid = _inputs(cfg)
@@ -80,19 +84,19 @@ def test_every_ablation_runs_and_uses_every_parameter(kw):
 
 
 def test_ablations_build_what_they_say():
-    assert CMRAN(ModelConfig(cmra="none")).audio_relation.itr is None
-    assert CMRAN(ModelConfig(cmra="self")).video_relation.itr is None
-    assert CMRAN(ModelConfig(interaction="none")).interaction.relation is None
-    assert len(CMRAN(ModelConfig(itr_layers=3)).audio_relation.itr.layers) == 3
-    assert CMRAN(ModelConfig(setting="weak")).interaction.relation.attn.num_heads == 2
-    assert CMRAN(ModelConfig()).interaction.relation.attn.num_heads == 4
-    assert type(CMRAN(ModelConfig(visual_attention="average")).visual_attention).__name__ == "SpatialAverage"
-    assert type(CMRAN(ModelConfig(arch="audio_visual_agva")).visual_attention).__name__ == "AGVA"
-    audio_only = CMRAN(ModelConfig(arch="audio_only"))
+    assert CMRAN(CMRANConfig(cmra="none")).audio_relation.itr is None
+    assert CMRAN(CMRANConfig(cmra="self")).video_relation.itr is None
+    assert CMRAN(CMRANConfig(interaction="none")).interaction.relation is None
+    assert len(CMRAN(CMRANConfig(itr_layers=3)).audio_relation.itr.layers) == 3
+    assert CMRAN(CMRANConfig(setting="weak")).interaction.relation.attn.num_heads == 2
+    assert CMRAN(CMRANConfig()).interaction.relation.attn.num_heads == 4
+    assert type(CMRAN(CMRANConfig(visual_attention="average")).visual_attention).__name__ == "SpatialAverage"
+    assert type(CMRAN(CMRANConfig(arch="audio_visual_agva")).visual_attention).__name__ == "AGVA"
+    audio_only = CMRAN(CMRANConfig(arch="audio_only"))
     assert audio_only.visual_attention is None and audio_only.video_encoder is None
     # the pre-projection only changes the first layer; without it AGSCA reads C_v channels
-    assert CMRAN(ModelConfig(visual_proj=False)).visual_attention.channel.visual_dim == 512
-    assert CMRAN(ModelConfig(visual_proj=False, features="resnet151")).visual_attention.channel.visual_dim == 2048
+    assert CMRAN(CMRANConfig(visual_proj=False)).visual_attention.channel.visual_dim == 512
+    assert CMRAN(CMRANConfig(visual_proj=False, features="resnet151")).visual_attention.channel.visual_dim == 2048
 
 
 @pytest.mark.parametrize(
@@ -121,32 +125,32 @@ def test_ablations_build_what_they_say():
 )
 def test_bad_model_configs_fail_loudly(kw, match):
     with pytest.raises(ConfigError, match=match):
-        ModelConfig(**kw)
+        CMRANConfig(**kw)
 
 
 def test_configs_round_trip_and_resolve_the_recipe():
     for kw in ABLATIONS:
-        cfg = ModelConfig(**kw)
-        assert ModelConfig.from_dict(cfg.to_dict()) == cfg
-    assert ModelConfig(setting="weak").interaction_heads == 2
-    assert ModelConfig().itr_layers == 2 and ModelConfig(arch="audio_only").itr_layers == 2
-    assert ModelConfig(cmra="self").itr_layers is None and ModelConfig(interaction="none").interaction_heads is None
+        cfg = CMRANConfig(**kw)
+        assert CMRANConfig.from_dict(cfg.to_dict()) == cfg
+    assert CMRANConfig(setting="weak").interaction_heads == 2
+    assert CMRANConfig().itr_layers == 2 and CMRANConfig(arch="audio_only").itr_layers == 2
+    assert CMRANConfig(cmra="self").itr_layers is None and CMRANConfig(interaction="none").interaction_heads is None
     sup = TrainConfig().resolve("supervised")
     weak = TrainConfig().resolve("weak")
     assert (sup.lr_milestones, sup.grad_clip, sup.lr, sup.batch_size) == ((10, 20, 30), 0.1, 5e-4, 32)
     assert (weak.lr_milestones, weak.grad_clip) == ((5, 20, 40), 0.5)
     assert TrainConfig.from_dict(sup.to_dict()) == sup
     # configs written before dropout_impl / adam_impl existed read back as what those runs used
-    old_model = {k: v for k, v in ModelConfig().to_dict().items() if k != "dropout_impl"}
-    assert ModelConfig.from_dict(old_model).dropout_impl == "torch" and ModelConfig().dropout_impl == "bit"
+    old_model = {k: v for k, v in CMRANConfig().to_dict().items() if k != "dropout_impl"}
+    assert CMRANConfig.from_dict(old_model).dropout_impl == "torch" and CMRANConfig().dropout_impl == "bit"
     old_train = {k: v for k, v in sup.to_dict().items() if k != "adam_impl"}
     assert TrainConfig.from_dict(old_train).adam_impl == "for" and sup.adam_impl == "fused"
     with pytest.raises(ConfigError, match="unknown fields"):
-        ModelConfig.from_dict({"setting": "weak", "heads": 3})
+        CMRANConfig.from_dict({"setting": "weak", "heads": 3})
 
 
 def test_visual_dims_agree_with_the_data_package():
-    from examples.cmran.data import BACKGROUND, FEATURE_DIMS, NUM_EVENT_CLASSES
+    from examples.ave.data import BACKGROUND, FEATURE_DIMS, NUM_EVENT_CLASSES
 
     assert VISUAL_DIMS == FEATURE_DIMS
     assert (NUM_EVENT_CLASSES, BACKGROUND) == (28, 28)
@@ -154,7 +158,7 @@ def test_visual_dims_agree_with_the_data_package():
 
 def test_bad_inputs_name_the_argument():
     model = CMRAN()
-    visual, audio, _, _ = _inputs(ModelConfig())
+    visual, audio, _, _ = _inputs(CMRANConfig())
     with pytest.raises(ValueError, match=r"visual must have shape .*2048|visual must have shape .*512"):
         model(torch.zeros(2, 10, 7, 7, 2048), audio)
     with pytest.raises(ValueError, match="audio must"):
@@ -167,7 +171,7 @@ def test_bad_inputs_name_the_argument():
 
 @pytest.mark.parametrize("setting", ["supervised", "weak"])
 def test_return_weights_and_cell_layout(setting):
-    cfg = ModelConfig(setting=setting)
+    cfg = CMRANConfig(setting=setting)
     torch.manual_seed(0)
     model = CMRAN(cfg).eval()
     visual, audio, _, _ = _inputs(cfg, b=3, t=10)
@@ -189,7 +193,7 @@ def test_return_weights_and_cell_layout(setting):
 
 
 def test_supervised_loss_and_prediction_rule():
-    cfg = ModelConfig()
+    cfg = CMRANConfig()
     model = CMRAN(cfg)
     visual, audio, seg, vid = _inputs(cfg, b=4)
     out = model(visual, audio)
@@ -204,8 +208,8 @@ def test_supervised_loss_and_prediction_rule():
 
 def test_weak_loss_reads_scores_or_logits():
     torch.manual_seed(0)
-    scores_model = CMRAN(ModelConfig(setting="weak"))
-    logits_model = CMRAN(ModelConfig(setting="weak", weak_loss_on="logits"))
+    scores_model = CMRAN(CMRANConfig(setting="weak"))
+    logits_model = CMRAN(CMRANConfig(setting="weak", weak_loss_on="logits"))
     logits_model.load_state_dict(scores_model.state_dict())
     visual, audio, seg, vid = _inputs(scores_model.config, b=3)
     out = scores_model(visual, audio)
@@ -291,7 +295,7 @@ def _cmrn_equations(m: CMRAN, visual, audio):
 
 @pytest.mark.parametrize("setting", ["supervised", "weak"])
 def test_forward_equals_the_equations_in_float64(setting):
-    cfg = ModelConfig(setting=setting)
+    cfg = CMRANConfig(setting=setting)
     torch.manual_seed(1)
     model = CMRAN(cfg, dtype=torch.float64).eval()
     visual, audio, _, _ = _inputs(cfg, b=3, dtype=torch.float64, seed=3)
@@ -306,8 +310,8 @@ def test_forward_equals_the_equations_in_float64(setting):
 def test_dropout_impl_changes_only_the_relation_layers_masks():
     """bit: BitDropout at every nn.Dropout of the relation layers; with p = 0 the same step in float64."""
     torch.manual_seed(0)
-    ref = CMRAN(ModelConfig(dropout_impl="torch", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
-    bit = CMRAN(ModelConfig(dropout_impl="bit", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
+    ref = CMRAN(CMRANConfig(dropout_impl="torch", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
+    bit = CMRAN(CMRANConfig(dropout_impl="bit", dropout=0.0, visual_dropout=0.0), dtype=torch.float64)
     bit.load_state_dict(ref.state_dict())
     n_torch = sum(type(m) is torch.nn.Dropout for m in ref.modules())
     assert n_torch == 13  # 6 layers x (residual dropout, feed-forward hidden) + the interaction layer

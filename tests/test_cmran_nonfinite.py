@@ -17,13 +17,13 @@ import torch
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 from torch.utils.data import TensorDataset
 
+from examples.ave.checkpoint import load_checkpoint, save_checkpoint, write_json, write_jsonl
+from examples.ave.data import AVEDataError, build_datasets
+from examples.ave.data.release import BLOCK, F32_MAX, first_non_finite
+from examples.ave.evaluate import NonFiniteOutputError, evaluate_accuracy
+from examples.ave.export import export_synthetic
 from examples.cmran.__main__ import main as cli
-from examples.cmran.checkpoint import load_checkpoint, save_checkpoint, write_json, write_jsonl
-from examples.cmran.config import ModelConfig
-from examples.cmran.data import AVEDataError, build_datasets
-from examples.cmran.data.release import BLOCK, F32_MAX, first_non_finite
-from examples.cmran.evaluate import NonFiniteOutputError, evaluate_accuracy
-from examples.cmran.export import export_synthetic
+from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
 
 pytestmark = pytest.mark.xdist_group("cmran_train")
@@ -173,7 +173,7 @@ def _tiny_dataset(n: int, nan_at: int | None = None) -> TensorDataset:
 @pytest.mark.parametrize("setting", ["supervised", "weak"])
 def test_a_non_finite_output_in_evaluation_is_an_error_not_an_accuracy(setting):
     torch.manual_seed(0)
-    model = CMRAN(ModelConfig(setting=setting, itr_layers=1, ffn_dim=64))
+    model = CMRAN(CMRANConfig(setting=setting, itr_layers=1, ffn_dim=64))
     cpu = torch.device("cpu")
     acc, n = evaluate_accuracy(model, _tiny_dataset(7), device=cpu, batch_size=3)
     assert 0 <= acc <= 1 and n == 70
@@ -184,7 +184,7 @@ def test_a_non_finite_output_in_evaluation_is_an_error_not_an_accuracy(setting):
     with pytest.raises(NonFiniteOutputError, match="on 7 of 7 videos"):
         evaluate_accuracy(model, _tiny_dataset(7), device=cpu, batch_size=3)
     with pytest.raises(ValueError, match="holds no video"):
-        evaluate_accuracy(CMRAN(ModelConfig(setting=setting)), _tiny_dataset(0), device=cpu)
+        evaluate_accuracy(CMRAN(CMRANConfig(setting=setting)), _tiny_dataset(0), device=cpu)
 
 
 def test_train_stops_on_a_non_finite_validation_output(capsys, tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The trainer's Adam implementations and gradient clipping (examples/cmran/optim.py)."""
+"""The trainer's Adam implementations and gradient clipping (examples/ave/optim.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import copy
 import pytest
 import torch
 
-from examples.cmran.config import ConfigError, ModelConfig, TrainConfig
+from examples.ave.checks import ConfigError
+from examples.ave.config import TrainConfig
+from examples.ave.optim import ADAM_IMPLS, clip_gradients, make_adam, set_adam_impl
+from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
-from examples.cmran.optim import ADAM_IMPLS, clip_gradients, make_adam, set_adam_impl
 
 D = torch.float64
 
@@ -23,7 +25,7 @@ def _batch(b=3):
 def _train(impl: str, steps: int = 3, grad_clip: float = 0.1, state=None) -> tuple[CMRAN, torch.optim.Adam]:
     """``steps`` steps of train.py's loop (loss, backward, clip, read the norm, Adam) in float64."""
     torch.manual_seed(0)
-    model = CMRAN(ModelConfig(dropout_impl="torch"), dtype=D).train()
+    model = CMRAN(CMRANConfig(dropout_impl="torch"), dtype=D).train()
     opt = make_adam(model.parameters(), lr=5e-4, impl=impl)
     if state is not None:
         model.load_state_dict(state[0])

@@ -17,13 +17,15 @@ from cli_checks import one_thread  # noqa: F401  (the fixture acts where importe
 
 import avattn
 from avattn import SupervisedOutput, WeakOutput
+from examples.ave.config import TrainConfig
+from examples.ave.data.meta import load_meta
+from examples.ave.datasets import build_splits
+from examples.ave.evaluate import load_trained_model
+from examples.ave.import_reference import write_run
+from examples.ave.predict import merge_events, predict_events
 from examples.cmran.__main__ import main as cli
-from examples.cmran.config import ModelConfig, TrainConfig
-from examples.cmran.data.meta import load_meta
-from examples.cmran.evaluate import build_splits, load_trained_model
-from examples.cmran.import_reference import write_run
+from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
-from examples.cmran.predict import merge_events, predict_events
 
 NAMES = [f"cat{k}" for k in range(28)] + ["background"]
 
@@ -70,6 +72,8 @@ class _Stub(torch.nn.Module):
         logits = (torch.sigmoid(s)[:, :, None] * z[:, None]).max(1).values
         return WeakOutput(s, z, logits, torch.softmax(logits, -1))
 
+    relevance = staticmethod(CMRAN.relevance)
+
     predict = staticmethod(CMRAN.predict)
 
 
@@ -103,7 +107,7 @@ def test_predict_events_agrees_with_predict_segments(weak):
 
 @pytest.mark.parametrize("weak", [False, True])
 def test_non_finite_output_is_refused_naming_the_video(weak):
-    from examples.cmran.evaluate import NonFiniteOutputError
+    from examples.ave.evaluate import NonFiniteOutputError
 
     t = 10
     audio = torch.rand(8, t, 128)
@@ -121,7 +125,7 @@ def test_non_finite_output_is_refused_naming_the_video(weak):
 def run_folder(tmp_path_factory):
     """A run folder whose model is random, with relevance biases that make both events and background."""
     torch.manual_seed(0)
-    cfg = ModelConfig()
+    cfg = CMRANConfig()
     model = CMRAN(cfg)
     with torch.no_grad():
         model.head.relevance.bias.fill_(0.3)
@@ -182,25 +186,29 @@ def test_bad_options_are_refused(run_folder, tmp_path, capsys, argv, match, monk
 
 def test_a_finished_run_prints_where_it_went_and_next_commands_that_parse(tmp_path):
     import shlex
+    import sys
     from pathlib import Path
 
-    from examples.cmran.__main__ import build_parser
-    from examples.cmran.train import next_steps
+    from examples.ave.cli import build_parser
+    from examples.ave.run_messages import next_steps
 
     out = tmp_path / "my runs" / "demo"
     text = next_steps(out)
     assert str(out / "best.pt") in text and str(out / "metrics.jsonl") in text
-    commands = [shlex.split(line)[3:] for line in text.splitlines() if line.strip().startswith("python -m")]
+    python = [sys.executable, "-m", "examples.ave"]  # the interpreter that ran: works without the venv active
+    commands = [shlex.split(line) for line in text.splitlines() if line.startswith("  ")]
+    assert [c[:3] for c in commands] == [python] * 3
+    commands = [c[3:] for c in commands]
     assert [c[0] for c in commands] == ["evaluate", "visualize", "predict"]
     for argv in commands:
         args = build_parser().parse_args(argv)
         assert Path(args.checkpoint) == out / "best.pt"
-    no_maps = [shlex.split(line)[3] for line in next_steps(out, has_maps=False).splitlines() if "python -m" in line]
+    no_maps = [shlex.split(line)[3] for line in next_steps(out, has_maps=False).splitlines() if line.startswith("  ")]
     assert no_maps == ["evaluate", "predict"]  # e.g. AVEL's audio-only row: nothing for visualize to draw
 
 
 def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):
-    import examples.cmran.evaluate as evaluate_module
+    import examples.ave.evaluate as evaluate_module
 
     built = []
 
@@ -216,7 +224,7 @@ def test_only_the_asked_split_is_built(run_folder, tmp_path, monkeypatch):
 
 def test_visualize_names_categories_from_the_data_folder(run_folder, tmp_path, monkeypatch):
     """visualize titles its figures with the data set's categories.txt, as predict does."""
-    import examples.cmran.visualize as visualize_module
+    import examples.ave.visualize as visualize_module
 
     names = [f"custom_{i}" for i in range(28)]
     (tmp_path / "categories.txt").write_text("\n".join(names) + "\n")
@@ -234,7 +242,7 @@ def test_visualize_names_categories_from_the_data_folder(run_folder, tmp_path, m
     monkeypatch.setattr(visualize_module, "build_splits",
                         lambda *a, **k: {s: WithRoot(d) for s, d in build_splits(*a, **k).items()})
     seen = []
-    monkeypatch.setattr(visualize_module, "plot_agsca", lambda path, spatial, truth, pred, n, title: seen.append(n))
+    monkeypatch.setattr(visualize_module, "plot_spatial", lambda path, spatial, truth, pred, n, title: seen.append(n))
     monkeypatch.setattr(visualize_module, "plot_relations", lambda *a, **k: None)
     assert cli(["visualize", "--checkpoint", str(run_folder / "best.pt"), "--num-videos", "1",
                 "--out", str(tmp_path / "vis")]) == 0

@@ -19,9 +19,10 @@ from pathlib import Path
 import pytest
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
-import examples.cmran.train as train_module
+import examples.ave.train as train_module
+import examples.ave.trainer as trainer_module
+from examples.ave.checkpoint import RUN_FILES, atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint
 from examples.cmran.__main__ import main as cli
-from examples.cmran.checkpoint import RUN_FILES, atomic_write, load_checkpoint, remove_stale_temp_files, save_checkpoint
 
 pytestmark = pytest.mark.xdist_group("cmran_train")
 
@@ -116,10 +117,10 @@ def _bad_outs(tmp_path: Path, monkeypatch) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("case", range(4), ids=["empty", "file", "under-a-file", "not-writable"])
 def test_an_unusable_out_is_refused_before_model_or_data(capsys, tmp_path, monkeypatch, two_epochs, case):
-    import examples.cmran.export as export_module
-    import examples.cmran.import_reference as import_module
-    import examples.cmran.predict as predict_module
-    import examples.cmran.visualize as visualize_module
+    import examples.ave.export as export_module
+    import examples.ave.import_reference as import_module
+    import examples.ave.predict as predict_module
+    import examples.ave.visualize as visualize_module
 
     out, match = _bad_outs(tmp_path, monkeypatch)[case]
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
@@ -143,7 +144,7 @@ def test_an_unusable_out_is_refused_before_model_or_data(capsys, tmp_path, monke
 @pytest.mark.parametrize("argv", [["train", *TINY, "--seed"], ["train", *TINY, "--data-seed"],
                                   ["export-synthetic", "--seed"]], ids=["seed", "data-seed", "export-seed"])
 def test_a_seed_beyond_64_bits_is_refused_with_the_range(capsys, tmp_path, monkeypatch, argv):
-    import examples.cmran.export as export_module
+    import examples.ave.export as export_module
 
     no_training(monkeypatch)
     monkeypatch.setattr(export_module, "export_synthetic", lambda *a, **k: pytest.fail("export started"))
@@ -172,7 +173,7 @@ def test_stale_temporary_files_are_removed_when_a_run_starts(capsys, tmp_path):
 
 
 def test_the_exporter_removes_its_stale_temporary_files(tmp_path):
-    from examples.cmran.export import export_synthetic
+    from examples.ave.export import export_synthetic
 
     out = tmp_path / "ave"
     out.mkdir()
@@ -210,14 +211,14 @@ def _interrupt_save(monkeypatch, at_call: int):
 
         atomic_write(path, write)
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save)
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save)
     return calls
 
 
 def _resume_command(err: str, marker: str) -> list[str]:
     line = err.strip()
     assert "\n" not in line and "Traceback" not in err, err
-    prefix = ["python", "-m", "examples.cmran"]
+    prefix = [sys.executable, "-m", "examples.cmran"]  # the interpreter that ran: works without the venv active
     argv = shlex.split(line.split(marker, 1)[1])
     assert argv[:3] == prefix, line
     return argv[3:]

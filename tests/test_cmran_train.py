@@ -14,9 +14,9 @@ import pytest
 import torch
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
+from examples.ave.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
 from examples.cmran.__main__ import main as cli
-from examples.cmran.checkpoint import CheckpointError, load_checkpoint, load_model_state, save_checkpoint
-from examples.cmran.config import ModelConfig
+from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
 
 pytestmark = pytest.mark.xdist_group("cmran_train")  # one worker: the shared run is built once
@@ -161,7 +161,7 @@ def test_resume_into_another_directory(capsys, tmp_path, two_epochs):
 
 
 def test_resume_into_a_directory_holding_another_run_is_refused(capsys, tmp_path, monkeypatch, two_epochs):
-    import examples.cmran.train as train_module
+    import examples.ave.train as train_module
 
     other = tmp_path / "other"
     other.mkdir()
@@ -183,7 +183,7 @@ def test_corrupt_or_mismatched_checkpoints_give_clear_errors(capsys, tmp_path, t
     # not a checkpoint of ours
     torch.save({"weights": torch.zeros(3)}, tmp_path / "foreign.pt")
     code, _, err = run(capsys, "evaluate", "--checkpoint", tmp_path / "foreign.pt")
-    assert code == 1 and "not a CMRAN training checkpoint" in err
+    assert code == 1 and "not a training checkpoint of this pipeline" in err
     # resuming with another architecture or recipe
     code, _, err = run(capsys, "train", *TINY, "--epochs", "3", "--out", two_epochs, "--resume", "--cmra", "self")
     assert code == 1 and "model config differs" in err and "cmra" in err
@@ -192,9 +192,9 @@ def test_corrupt_or_mismatched_checkpoints_give_clear_errors(capsys, tmp_path, t
     # weights of one architecture into another
     ckpt = load_checkpoint(two_epochs / "best.pt")
     with pytest.raises(CheckpointError, match="does not fit this model's architecture"):
-        load_model_state(CMRAN(ModelConfig(features="resnet151")), ckpt["model"], "best.pt")
+        load_model_state(CMRAN(CMRANConfig(features="resnet151")), ckpt["model"], "best.pt")
     with pytest.raises(CheckpointError, match="does not fit"):
-        load_model_state(CMRAN(ModelConfig(itr_layers=1)), ckpt["model"], "best.pt")
+        load_model_state(CMRAN(CMRANConfig(itr_layers=1)), ckpt["model"], "best.pt")
 
 
 BAD_CLI = [
@@ -234,7 +234,7 @@ BAD_CLI = [
 
 @pytest.mark.parametrize("argv, match", BAD_CLI, ids=[" ".join(a) for a, _ in BAD_CLI])
 def test_bad_cli_values_are_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, match):
-    import examples.cmran.train as train_module
+    import examples.ave.train as train_module
 
     def no_work(*args, **kwargs):
         raise AssertionError("training started despite a bad option")
@@ -249,7 +249,7 @@ def test_bad_cli_values_are_refused_before_any_work(capsys, tmp_path, monkeypatc
 
 
 def test_options_of_synthetic_data_are_refused_for_a_data_directory(capsys, tmp_path, monkeypatch):
-    import examples.cmran.train as train_module
+    import examples.ave.train as train_module
 
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
     for flag, value in (("--data-seed", "3"), ("--difficulty", "0.5")):
@@ -262,10 +262,10 @@ def test_options_of_synthetic_data_are_refused_for_a_data_directory(capsys, tmp_
     (["--tf32"], "CUDA devices only"),
 ])
 def test_device_dependent_options_are_refused_before_any_work(capsys, tmp_path, monkeypatch, argv, match):
-    import examples.cmran.train as train_module
+    import examples.ave.trainer as trainer_module
 
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
-    monkeypatch.setattr(train_module, "build_splits", lambda *a, **k: pytest.fail("data loading started"))
+    monkeypatch.setattr(trainer_module, "build_splits", lambda *a, **k: pytest.fail("data loading started"))
     out = tmp_path / "out"
     code, _, err = run(capsys, "train", "--data", "synthetic", "--device", "cpu", "--out", out, *argv)
     assert code == 2 and match in err
@@ -273,7 +273,7 @@ def test_device_dependent_options_are_refused_before_any_work(capsys, tmp_path, 
 
 
 def test_an_existing_run_is_not_overwritten_by_accident(capsys, monkeypatch, two_epochs):
-    import examples.cmran.train as train_module
+    import examples.ave.train as train_module
 
     monkeypatch.setattr(train_module, "train", lambda *a, **k: pytest.fail("training started"))
     code, _, err = run(capsys, "train", "--data", "synthetic", "--out", two_epochs)

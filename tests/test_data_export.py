@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from examples.cmran import export
-from examples.cmran.data import SyntheticAVEGenerator, build_datasets, load_meta
+from examples.ave import export
+from examples.ave.data import SyntheticAVEGenerator, build_datasets, load_meta
 
 N = 20
 

@@ -14,8 +14,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from examples.cmran.data import AVEDataError, ReleaseAVE, build_datasets
-from examples.cmran.export import export_synthetic
+from examples.ave.data import AVEDataError, ReleaseAVE, build_datasets
+from examples.ave.export import export_synthetic
 
 N, M = 12, 1  # the export takes 12 videos: train 10, val 1, test 1 (and 1 background video)
 

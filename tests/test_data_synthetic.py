@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from examples.cmran.data import (
+from examples.ave.data import (
     BACKGROUND,
     FEATURE_DIMS,
     NUM_EVENT_CLASSES,
@@ -21,7 +21,7 @@ from examples.cmran.data import (
     build_datasets,
     load_meta,
 )
-from examples.cmran.data.synthetic import AUDIO_GROUP_OF, VISUAL_GROUP_OF, SyntheticConfig, uniforms
+from examples.ave.data.synthetic import AUDIO_GROUP_OF, VISUAL_GROUP_OF, SyntheticConfig, uniforms
 
 META = Path(__file__).resolve().parents[1] / "examples" / "cmran" / "data" / "meta"
 PROBE = [0, 1, 26, 1000, 2500, 4142]  # 26: the video annotated 0..0 (no event segment)

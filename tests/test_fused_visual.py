@@ -14,7 +14,7 @@ from cli_checks import one_thread  # noqa: F401  (the fixture acts where importe
 
 import avattn
 from avattn.layers.fused_visual import fused_projected_agsca
-from examples.cmran.config import ModelConfig
+from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
 
 C_IN, C, A, K = 24, 16, 8, 12  # input channels, projected channels, audio channels, spatial hidden size
@@ -169,7 +169,7 @@ def test_output_dtypes_under_bf16_autocast_match_the_plain_layers():
 
 @pytest.mark.parametrize("setting", ["supervised", "weak"])
 def test_cmran_switch_gives_the_same_model_in_float64(setting):
-    model = CMRAN(ModelConfig(setting=setting), dtype=torch.float64)
+    model = CMRAN(CMRANConfig(setting=setting), dtype=torch.float64)
     assert model.fused_visual  # the default
     visual = torch.randn(2, 3, 7, 7, 512, dtype=torch.float64).relu()
     audio = torch.randn(2, 3, 128, dtype=torch.float64)
@@ -251,7 +251,7 @@ def test_input_dtype_other_than_the_layers_fails_loudly():
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_cmran_names_a_visual_of_another_dtype(fused):
-    model = CMRAN(ModelConfig())
+    model = CMRAN(CMRANConfig())
     model.fused_visual = fused
     visual, audio = torch.rand(1, 2, 7, 7, 512), torch.rand(1, 2, 128)
     with pytest.raises(TypeError, match=r"audio has dtype torch.float32 but visual has dtype torch.float64"):

@@ -462,8 +462,10 @@ def test_segment_losses_name_a_label_out_of_range(loss, bad):
 
 @pytest.mark.parametrize("model", ["psp", "avel"])
 def test_weak_model_losses_name_a_video_label_out_of_range(model):
-    from examples.cmran.avel import AVEL, AVELConfig
-    from examples.cmran.psp import PSP, PSPConfig
+    from examples.avel.config import AVELConfig
+    from examples.avel.model import AVEL
+    from examples.psp.config import PSPConfig
+    from examples.psp.model import PSP
 
     net = PSP(PSPConfig(setting="weak")) if model == "psp" else AVEL(AVELConfig(setting="weak", loss="cross_entropy"))
     output = net(torch.randn(2, 3, 7, 7, 512), torch.randn(2, 3, 128))

@@ -15,14 +15,16 @@ import pytest
 import torch
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
-from examples.cmran import sweep
-from examples.cmran.__main__ import build_parser
-from examples.cmran.avel import AVELConfig
-from examples.cmran.checkpoint import load_checkpoint
-from examples.cmran.config import ConfigError, TrainConfig
-from examples.cmran.models import build_model, config_from_dict
-from examples.cmran.psp import PSPConfig
-from examples.cmran.train import configs_from_args
+from examples.ave import registry
+from examples.cmran.__main__ import main as cli
+from examples.ave.checkpoint import load_checkpoint
+from examples.ave.checks import ConfigError
+from examples.ave.cli import build_parser
+from examples.ave.config import TrainConfig
+from examples.ave.registry import build_model, config_from_dict
+from examples.ave.train import configs_from_args
+from examples.avel.config import AVELConfig
+from examples.psp.config import PSPConfig
 
 TINY = ["--data", "synthetic", "--subset", "8", "--batch-size", "4", "--max-steps", "2", "--eval-batch-size", "8"]
 
@@ -171,8 +173,9 @@ def test_predicted_segments_follow_the_argmax_rule(tmp_path, capsys):
     out = tmp_path / "run"
     assert run(capsys, "train", *TINY, "--model", "psp", "--epochs", "1", "--out", out)[0] == 0
     assert run(capsys, "predict", "--checkpoint", out / "best.pt", "--out", out / "ev.jsonl")[0] == 0
-    from examples.cmran.evaluate import build_splits, load_trained_model
-    from examples.cmran.predict import category_names
+    from examples.ave.datasets import build_splits
+    from examples.ave.evaluate import load_trained_model
+    from examples.ave.predict import category_names
 
     model, ckpt = load_trained_model(str(out / "best.pt"), torch.device("cpu"))
     test = build_splits(model.config, ckpt["train_config"], ("test",))["test"]
@@ -278,16 +281,18 @@ def test_every_model_has_its_reference_parameter_count():
 def test_sweep_model_families_are_valid_and_distinct(tmp_path, setting):
     parser = build_parser()
     built = set()
-    names = [n for n in sweep.MODEL_FAMILIES if not (setting == "weak" and n in sweep.WEAK_UNAVAILABLE)]
+    entries = {name: entry for family in registry.families() if family.names != ("cmran",)
+               for name, entry in family.sweep.items()}
+    names = [n for n in entries if not (setting == "weak" and n == "avel_dmrn")]  # DMRN: supervised only
     for name in names:
-        argv = ["train", "--setting", setting, "--out", str(tmp_path), *sweep.MODEL_FAMILIES[name][0]]
+        argv = ["train", "--setting", setting, "--out", str(tmp_path), *entries[name][0]]
         built.add(configs_from_args(parser.parse_args(argv))[0])
     assert len(built) == len(names)
 
 
 def test_sweep_refuses_dmrn_weak(capsys):
     with pytest.raises(SystemExit):
-        sweep.main(["--setting", "weak", "--only", "avel,avel_dmrn"])
+        cli(["sweep", "--setting", "weak", "--only", "avel,avel_dmrn"])
     assert "avel_dmrn" in capsys.readouterr().err
 
 
@@ -296,7 +301,7 @@ def test_sweep_reports_the_new_models_beside_the_papers(tmp_path):
         run_dir = tmp_path / "supervised" / name / "seed0"
         run_dir.mkdir(parents=True)
         (run_dir / "result.json").write_text(json.dumps({"test_acc": acc}))
-    assert sweep.main(["--report", "--only", "avel,psp,avel_dmrn", "--out", str(tmp_path)]) == 0
+    assert cli(["sweep", "--report", "--only", "avel,psp,avel_dmrn", "--out", str(tmp_path)]) == 0
     table = (tmp_path / "supervised" / "summary.md").read_text()
     assert "| avel | --model avel | 60.00 | nan | 1 | 72.70 |" in table
     assert "| psp | --model psp | 70.00 | nan | 1 | 77.80 |" in table and "avel_dmrn" not in table
@@ -306,7 +311,7 @@ def test_sweep_reports_the_new_models_beside_the_papers(tmp_path):
 def test_tiny_sweep_trains_a_new_model(tmp_path):
     args = ["--seeds", "0", "--epochs", "1", "--only", "avel_dmrn", "--out", str(tmp_path),
             "--", "--subset", "8", "--max-steps", "1", "--batch-size", "4"]
-    assert sweep.main(args) == 0
+    assert cli(["sweep", *args]) == 0
     result = json.loads((tmp_path / "supervised" / "avel_dmrn" / "seed0" / "result.json").read_text())
     assert result["model"] == "avel-dmrn"
 

@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
 from reference_transcriptions import assert_equal_outputs_and_input_grads, bilstm
 
+from examples.ave.evaluate import load_trained_model
+from examples.ave.import_reference import read_reference_keys
 from examples.cmran.__main__ import main as cli
-from examples.cmran.evaluate import load_trained_model
-from examples.cmran.import_reference import read_reference_keys
-from examples.cmran.psp import PSP, PSPConfig
+from examples.psp.config import PSPConfig
+from examples.psp.model import PSP
 
 D = torch.float64
 SHAPES = [(1, 1), (2, 7), (3, 10)]  # (B, T)

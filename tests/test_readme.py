@@ -31,7 +31,7 @@ def test_readme_lists_every_exported_loss_and_metric():
 def test_make_demo_arguments_are_a_valid_train_command():
     import shlex
 
-    from examples.cmran.__main__ import build_parser
+    from examples.ave.cli import build_parser
 
     makefile = (README.parent / "Makefile").read_text()
     demo = re.search(r"^DEMO_ARGS \?= (.*)$", makefile, flags=re.M).group(1)

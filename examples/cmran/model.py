@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
 import torch.nn as nn
 from torch import Tensor
 
@@ -45,8 +46,10 @@ from avattn import (
 )
 from avattn.layers._checks import check_input_dtypes
 from avattn.layers.fused_visual import fused_projected_agsca
+from examples.ave.constants import AUDIO_DIM, NUM_EVENT_CLASSES
+from examples.ave.registry import count_parameters
 
-from .config import AUDIO_DIM, NUM_EVENT_CLASSES, ModelConfig
+from .config import CMRANConfig
 
 
 class CMRANWeights(NamedTuple):
@@ -79,11 +82,11 @@ class CMRAN(nn.Module):
 
     fused_visual: bool = True
 
-    def __init__(self, config: ModelConfig | None = None, *, device=None, dtype=None) -> None:
+    def __init__(self, config: CMRANConfig | None = None, *, device=None, dtype=None) -> None:
         super().__init__()
-        cfg = self.config = ModelConfig() if config is None else config
-        if not isinstance(cfg, ModelConfig):
-            raise TypeError(f"config must be a ModelConfig, got {type(cfg).__name__}")
+        cfg = self.config = CMRANConfig() if config is None else config
+        if not isinstance(cfg, CMRANConfig):
+            raise TypeError(f"config must be a CMRANConfig, got {type(cfg).__name__}")
         kw = {"device": device, "dtype": dtype}
         e = cfg.d_model
         drop_kw = {"dropout": cfg.dropout, "dropout_impl": cfg.dropout_impl}
@@ -214,6 +217,11 @@ class CMRAN(nn.Module):
         """(B, T) int64 segment labels: event if sigmoid(s_t) > 0.5 with the argmax category, else 28."""
         return predict_segments(output.event_logits.float(), output.class_logits.float())
 
+    @staticmethod
+    def relevance(output: SupervisedOutput | WeakOutput) -> Tensor:
+        """(B, T) in [0, 1]: each segment's event probability sigmoid(s_t)."""
+        return torch.sigmoid(output.event_logits.float())
+
 
 def copy_first_itr_layer(model: nn.Module) -> None:
     """The reference code's quirk (``init="reference"``): it builds each ITR's layers as deep copies of
@@ -224,10 +232,6 @@ def copy_first_itr_layer(model: nn.Module) -> None:
                 layer.load_state_dict(itr.layers[0].state_dict())
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def describe(model: CMRAN) -> str:
     """One line: the architecture and its parameter count."""
     c = model.config
@@ -236,4 +240,5 @@ def describe(model: CMRAN) -> str:
         parts += [f"cmra={c.cmra}", f"visual_attention={c.visual_attention}", f"interaction={c.interaction}"]
     if c.itr_layers is not None:
         parts.append(f"itr_layers={c.itr_layers}")
-    return f"CMRAN({', '.join(parts)}): {count_parameters(model):,} parameters ({count_parameters(model) / 1e6:.2f} M)"
+    n = count_parameters(model)
+    return f"CMRAN({', '.join(parts)}): {n:,} parameters ({n / 1e6:.2f} M)"

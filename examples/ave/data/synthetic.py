@@ -20,16 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .meta import (
-    AUDIO_DIM,
-    BACKGROUND,
-    FEATURE_DIMS,
-    GRID,
-    NUM_EVENT_CLASSES,
-    NUM_SEGMENTS,
-    AVEMeta,
-    load_meta,
-)
+from ..constants import AUDIO_DIM, BACKGROUND, GRID, NUM_EVENT_CLASSES, NUM_SEGMENTS, VISUAL_DIMS
+from .meta import AVEMeta, load_meta
 
 T, P = NUM_SEGMENTS, GRID * GRID
 STREAM_ANNOTATED, STREAM_NOISY, STREAM_BANK = 0, 1, 2
@@ -191,8 +183,8 @@ class SyntheticAVEGenerator:
         meta: AVEMeta | None = None,
         config: SyntheticConfig | None = None,
     ):
-        if features not in FEATURE_DIMS:
-            raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
+        if features not in VISUAL_DIMS:
+            raise ValueError(f"features must be one of {sorted(VISUAL_DIMS)}, got {features!r}")
         if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed!r}")
         self.seed, self.features, self.difficulty = int(seed), features, difficulty
@@ -200,7 +192,7 @@ class SyntheticAVEGenerator:
         self.cfg = config if config is not None else SyntheticConfig.from_difficulty(difficulty)
         self._config_override = config
         self.meta = meta if meta is not None else load_meta()
-        self.channels = FEATURE_DIMS[features]
+        self.channels = VISUAL_DIMS[features]
         self._build_banks()
 
     # pickling sends the constructor arguments; the bank is rebuilt (deterministically) in the worker

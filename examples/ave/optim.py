@@ -14,7 +14,8 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from .config import ADAM_IMPLS, ConfigError
+from .checks import ConfigError
+from .config import ADAM_IMPLS
 
 
 def _flags(impl: str) -> dict:

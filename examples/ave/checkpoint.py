@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import RESUMABLE_CHANGES, ConfigError, TrainConfig
-from .models import AnyConfig, config_from_dict
+from .checks import ConfigError
+from .config import RESUMABLE_CHANGES, TrainConfig
+from .registry import config_from_dict
 
 FORMAT = "avattn-cmran-checkpoint"
 VERSION = 1
@@ -140,7 +141,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
             f"{str(exc).splitlines()[0] if str(exc) else ''}"
         ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not a CMRAN training checkpoint (no format={FORMAT!r} entry)")
+        raise CheckpointError(f"{str(path)!r} is not a training checkpoint of this pipeline (no format={FORMAT!r} entry)")
     if ckpt.get("version") != VERSION:
         raise CheckpointError(f"{str(path)!r} has checkpoint version {ckpt.get('version')!r}, this code reads {VERSION}")
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
@@ -198,7 +199,7 @@ def _tensors(tree, key: str = ""):
             yield from _tensors(v, f"{key}[{i}]")
 
 
-def check_resumable(ckpt: dict, model_config: AnyConfig, train_config: TrainConfig, path) -> None:
+def check_resumable(ckpt: dict, model_config, train_config: TrainConfig, path) -> None:
     """The run being resumed must have the same architecture and recipe (epochs etc. may change)."""
     if ckpt["model_config"] != model_config:
         a, b = ckpt["model_config"].to_dict(), model_config.to_dict()

@@ -1,6 +1,6 @@
 """Simple baselines on synthetic AVE (calibration of the generator), CPU, a few minutes.
 
-    python -m examples.cmran.data_baselines --epochs 5 [--features vgg19] [--difficulty 1.0]
+    python -m examples.ave.data.baselines --epochs 5 [--features vgg19] [--difficulty 1.0]
 
 Axis legend: N videos, T=10 segments, S=N*T segments, C visual channels, A=128 audio, K=29 classes.
 
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from .data import BACKGROUND, NUM_CLASSES, build_datasets
-from .data.synthetic import SyntheticAVEGenerator
+from . import BACKGROUND, NUM_CLASSES, build_datasets
+from .synthetic import SyntheticAVEGenerator
 
 
 def extract(ds, workers: int = 0, batch: int = 64):

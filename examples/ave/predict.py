@@ -8,8 +8,8 @@ Axis legend: b batch, t segments (10 one-second segments), k classes.
 Segment labels come from the model's ``predict`` (CMRAN: ``avattn.predict_segments``, event where
 ``sigmoid(s_t) > 0.5``, with the argmax category; AVEL and PSP: the argmax over the 29 classes).
 Consecutive segments with the same event label form one event: (category, start second, end second,
-relevance = mean over its segments of ``sigmoid(s_t)`` for CMRAN, of the softmax probability of the
-segment's predicted class for AVEL and PSP); background is left out. Segment t covers seconds [t, t + 1), so an event over segments
+relevance = mean over its segments of the model's ``relevance``: ``sigmoid(s_t)`` for CMRAN, the softmax
+probability of the segment's predicted class for AVEL and PSP); background is left out. Segment t covers seconds [t, t + 1), so an event over segments
 2..4 runs from 2 to 5, as in the AVE annotations. Category names are the data's ``categories.txt``
 (synthetic data: the real AVE categories).
 
@@ -29,19 +29,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from avattn import BACKGROUND
-
 from .checkpoint import atomic_write
-from .config import AMP_MODES, ConfigError, check_data, check_out_dir
-from .evaluate import (
-    SPLITS,
-    NonFiniteOutputError,
-    add_model_argument,
-    autocast,
-    load_for_inference,
-    non_finite_videos,
-    to_device,
-)
+from .checks import ConfigError, check_data, check_out_dir
+from .config import AMP_MODES
+from .constants import BACKGROUND, SPLITS
+from .evaluate import NonFiniteOutputError, add_model_argument, load_for_inference, non_finite_videos
+from .runtime import autocast, to_device
 
 FORMATS = (".jsonl", ".csv")
 CSV_FIELDS = ("video_id", "split", "index", "category", "start", "end", "relevance")
@@ -98,14 +91,6 @@ def category_names(dataset) -> list[str]:
     return read_categories(path if path is not None else META_DIR / "categories.txt") + ["background"]
 
 
-def segment_relevance(output) -> torch.Tensor:
-    """(B, T): CMRAN's event probability sigmoid(s_t), or, for the 29-way per-segment models (AVEL, PSP),
-    the softmax probability of each segment's top class."""
-    if hasattr(output, "event_logits"):
-        return torch.sigmoid(output.event_logits)
-    return output.segment_logits.softmax(dim=-1).amax(dim=-1)
-
-
 @torch.no_grad()
 def predict_events(model, dataset, positions: list[int], ids: list[str], names: list[str], *, split: str,
                    device: torch.device, amp: str = "none", batch_size: int = 64) -> list[dict]:
@@ -127,7 +112,7 @@ def predict_events(model, dataset, positions: list[int], ids: list[str], names: 
                 f"{f' and {len(bad) - 1} more of its batch' if len(bad) > 1 else ''}): no events can be given "
                 f"(amp={amp!r}; the inputs were checked, so the weights or the arithmetic overflowed)")
         labels = model.predict(output).cpu().tolist()
-        relevance = segment_relevance(output).cpu().tolist()
+        relevance = model.relevance(output).cpu().tolist()
         for j in range(len(labels)):
             i = positions[done + j]
             records.append({"video_id": ids[i], "split": split, "index": i,
@@ -156,13 +141,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train or import-reference")
     add_model_argument(p)
     p.add_argument("--out", required=True, help="FILE.jsonl (one line per video) or FILE.csv (one row per event)")
-    p.add_argument("--split", default="test", choices=SPLITS)
+    p.add_argument("--split", default="test", choices=SPLITS, help="the split whose videos are predicted")
     p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--amp", default=None, choices=AMP_MODES,
-                   help="default: the training run's (a run trained with auto chooses again for this device)")
-    p.add_argument("--batch-size", type=int, default=64)
+                   help="autocast mode (default: the training run's; a run trained with auto chooses again here)")
+    p.add_argument("--batch-size", type=int, default=64, help="videos per forward pass")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -201,4 +186,4 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["segment_relevance", "category_names", "dataset_video_ids", "merge_events", "predict_events", "write_events"]
+__all__ = ["category_names", "dataset_video_ids", "merge_events", "predict_events", "write_events"]

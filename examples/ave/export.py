@@ -2,7 +2,6 @@
 
     python -m examples.cmran export-synthetic --out DIR [--num-videos N] [--features vgg19|resnet151]
         [--dtype float32|float64] [--seed S] [--difficulty X]
-    python -m examples.cmran.export --out DIR ...          (same, standalone)
 
 Axis legend: N exported samples, M background-only videos, T=10 segments, 7x7 grid, C visual
 channels, A=128 audio channels, K=29 classes.
@@ -23,20 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 from pathlib import Path
 
 import numpy as np
 
 from .checkpoint import remove_stale_temp_files
-from .config import SEED_MAX, ConfigError, check_out_dir
-from .data.meta import (
-    ANNOTATION_HEADER,
-    FEATURE_DIMS,
-    NUM_SEGMENTS,
-    SPLITS,
-    one_hot,
-)
+from .checks import SEED_MAX, ConfigError, check_out_dir
+from .constants import NUM_SEGMENTS, SPLITS, VISUAL_DIMS
+from .data.meta import ANNOTATION_HEADER, one_hot
 from .data.synthetic import SyntheticAVEGenerator
+from .runtime import python_command
 
 BLOCK = 32  # samples generated and written per step
 FEATURE_FILES = ("visual_feature.h5", "audio_feature.h5", "visual_feature_noisy.h5", "audio_feature_noisy.h5")
@@ -132,8 +128,8 @@ def export_synthetic(
     """Write synthetic AVE (or N of its videos) to `out` in the release layout; return the info dict."""
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    if features not in FEATURE_DIMS:
-        raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
+    if features not in VISUAL_DIMS:
+        raise ValueError(f"features must be one of {sorted(VISUAL_DIMS)}, got {features!r}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
@@ -142,7 +138,7 @@ def export_synthetic(
     gen = SyntheticAVEGenerator(seed=seed, features=features, difficulty=difficulty)
     meta = gen.meta
     orig, orders, noisy = select_videos(meta, num_videos)
-    C = FEATURE_DIMS[features]
+    C = VISUAL_DIMS[features]
 
     # labels and text metadata first (small), then the features
     _write_small(out / "labels.h5", "avadataset", one_hot(meta.segment_labels[orig]))
@@ -170,7 +166,7 @@ def export_synthetic(
         progress,
     )
     info = {
-        "generator": "examples.cmran.data.synthetic",
+        "generator": "examples.ave.data.synthetic",
         "seed": seed,
         "features": features,
         "difficulty": difficulty,
@@ -187,12 +183,11 @@ def export_synthetic(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output directory (created if missing)")
     parser.add_argument("--num-videos", type=int, default=None, help="export N videos (default: all 4143)")
-    parser.add_argument("--features", default="vgg19", choices=sorted(FEATURE_DIMS))
-    parser.add_argument(
-        "--dtype", default="float32", choices=["float32", "float64"], help="the real release is float64"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--difficulty", type=float, default=None, help="default: 1.0")
+    parser.add_argument("--features", default="vgg19", choices=sorted(VISUAL_DIMS), help="visual feature extractor")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64"],
+                        help="feature dtype (the real release is float64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data set")
+    parser.add_argument("--difficulty", type=float, default=None, help="synthetic data difficulty (default 1.0)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -207,13 +202,6 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}"
     )
-    print(f"train on it with: python -m examples.cmran train --data {args.out}")
+    print(f"train on it with: {python_command(args.module)} train --data {shlex.quote(str(args.out))}")
     return 0
 
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(
-        prog="python -m examples.cmran.export", description="Export synthetic AVE in the real release layout."
-    )
-    add_arguments(p)
-    raise SystemExit(main(p.parse_args()))

@@ -18,7 +18,6 @@ BiLSTM), A+V (mean over cells, both BiLSTMs, concatenation head).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
@@ -38,101 +37,10 @@ from avattn import (
     weak_localization_loss,
 )
 from avattn.losses import check_label_range
+from examples.ave.constants import AUDIO_DIM, NUM_CLASSES
+from examples.ave.inputs import check_av_inputs
 
-from .config import AUDIO_DIM, SETTINGS, VISUAL_DIMS, ConfigError, _choice, _int, _known
-
-NUM_CLASSES = 29  # 28 events + background (index 28)
-LSTM_HIDDEN = 128
-AVEL_MODELS = ("avel", "avel-dmrn")
-AVEL_VARIANTS = ("av_att", "av", "v_att", "v", "a")  # the paper's A+V-att, A+V, V-att, V, A
-AVEL_LOSSES = ("reference", "cross_entropy")
-MIL_POOLINGS = ("max", "mean")
-
-
-def _bool_or_none(name: str, value) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise ConfigError(f"{name} must be True, False or unset, got {value!r}")
-
-
-def _default(obj, name: str, used: bool, default, why: str) -> None:
-    """Fill ``name`` with ``default`` where it applies; refuse a value where it does not."""
-    if used and getattr(obj, name) is None:
-        object.__setattr__(obj, name, default)
-    elif not used and getattr(obj, name) is not None:
-        raise ConfigError(f"{name}={getattr(obj, name)!r} has no effect: {why} (leave it unset)")
-
-
-@dataclass(frozen=True)
-class AVELConfig:
-    """AVEL's architecture. Defaults are the reference code's models.
-
-    model: "avel" (concatenation head) or "avel-dmrn" (DMRN fusion, supervised only).
-    variant: the paper's row (avel only): "av_att" (the reference's), or the reconstructions
-        "av", "v_att", "v", "a".
-    agva_audio_along_cells: None = True (the code's cell-axis audio term) where AGVA is built;
-        False = the paper's equation.
-    mil_pooling: weak only; None = "max" (the code); "mean" (the paper's wording).
-    loss: "reference" (MultiLabelSoftMarginLoss on the softmax outputs) or "cross_entropy" (the
-        paper's wording: per segment, or on the pooled video logits when weak).
-    dmrn_blocks, dmrn_swap_residuals: avel-dmrn only; None = 1 block, True (the code's residual order).
-    """
-
-    model: str = "avel"
-    setting: str = "supervised"
-    features: str = "vgg19"
-    variant: str = "av_att"
-    agva_audio_along_cells: bool | None = None
-    mil_pooling: str | None = None
-    loss: str = "reference"
-    dmrn_blocks: int | None = None
-    dmrn_swap_residuals: bool | None = None
-
-    def __post_init__(self) -> None:
-        _choice("model", self.model, AVEL_MODELS)
-        _choice("setting", self.setting, SETTINGS)
-        _choice("features", self.features, VISUAL_DIMS)
-        _choice("variant", self.variant, AVEL_VARIANTS)
-        dmrn = self.model == "avel-dmrn"
-        if dmrn and self.setting != "supervised":
-            raise ConfigError("model='avel-dmrn' has no weak setting (the reference trains DMRN supervised only); "
-                              "use model='avel' for the weak W-A+V-att")
-        if dmrn and self.variant != "av_att":
-            raise ConfigError(f"variant={self.variant!r} applies to model='avel' only: DMRN fuses the attended "
-                              "audio-visual streams (leave variant='av_att')")
-        _bool_or_none("agva_audio_along_cells", self.agva_audio_along_cells)
-        _bool_or_none("dmrn_swap_residuals", self.dmrn_swap_residuals)
-        _default(self, "agva_audio_along_cells", self.uses_agva, True, f"variant={self.variant!r} has no AGVA")
-        _default(self, "mil_pooling", self.setting == "weak", "max", "MIL pooling is for setting='weak'")
-        _default(self, "dmrn_blocks", dmrn, 1, "model='avel' has no DMRN")
-        _default(self, "dmrn_swap_residuals", dmrn, True, "model='avel' has no DMRN")
-        if self.mil_pooling is not None:
-            _choice("mil_pooling", self.mil_pooling, MIL_POOLINGS)
-        if self.dmrn_blocks is not None:
-            _int("dmrn_blocks", self.dmrn_blocks, 1, 16)
-        _choice("loss", self.loss, AVEL_LOSSES)
-
-    @property
-    def visual_dim(self) -> int:
-        return VISUAL_DIMS[self.features]
-
-    @property
-    def uses_agva(self) -> bool:
-        return self.variant in ("av_att", "v_att")
-
-    @property
-    def uses_audio(self) -> bool:
-        return self.variant in ("av_att", "av", "a")
-
-    @property
-    def uses_visual(self) -> bool:
-        return self.variant != "a"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AVELConfig:
-        return cls(**_known(cls, d, "model config"))
+from .config import LSTM_HIDDEN, AVELConfig
 
 
 class AVELOutput(NamedTuple):
@@ -153,20 +61,6 @@ class AVELWeights(NamedTuple):
     """spatial (B, T, H, W) or (B, T, N): AGVA's attention over the cells (None without AGVA)."""
 
     spatial: Tensor | None
-
-
-def check_inputs(visual: object, audio: object, visual_dim: int) -> None:
-    """visual (B, T, H, W, C) or (B, T, N, C) and audio (B, T, 128) float, sharing B and T."""
-    expect_v = f"(B, T, H, W, {visual_dim}) or (B, T, N, {visual_dim})"
-    if not isinstance(visual, Tensor) or not visual.is_floating_point() or visual.dim() not in (4, 5) \
-            or visual.shape[-1] != visual_dim:
-        got = tuple(visual.shape) if isinstance(visual, Tensor) else type(visual).__name__
-        raise ValueError(f"visual must be a float tensor {expect_v}, got {got}")
-    if not isinstance(audio, Tensor) or not audio.is_floating_point() or audio.dim() != 3 \
-            or audio.shape[-1] != AUDIO_DIM or audio.shape[:2] != visual.shape[:2]:
-        got = tuple(audio.shape) if isinstance(audio, Tensor) else type(audio).__name__
-        raise ValueError(f"audio must be a float tensor (B, T, {AUDIO_DIM}) with the B, T of visual "
-                         f"{tuple(visual.shape[:2])}, got {got}")
 
 
 class AVEL(nn.Module):
@@ -214,7 +108,7 @@ class AVEL(nn.Module):
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
         cfg = self.config
-        check_inputs(visual, audio, cfg.visual_dim)
+        check_av_inputs(visual, audio, cfg.visual_dim)
         spatial, streams = None, []
         if self.audio_lstm is not None:
             streams.append(self.audio_lstm(audio))
@@ -253,3 +147,8 @@ class AVEL(nn.Module):
     def predict(output: AVELOutput | AVELWeakOutput) -> Tensor:
         """(B, T) int64: each segment's argmax over the 29 classes (background included)."""
         return predict_segment_classes(output.segment_logits.float())
+
+    @staticmethod
+    def relevance(output: AVELOutput | AVELWeakOutput) -> Tensor:
+        """(B, T) in [0, 1]: the softmax probability of each segment's predicted class."""
+        return output.segment_logits.float().softmax(dim=-1).amax(dim=-1)

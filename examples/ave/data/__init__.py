@@ -1,8 +1,8 @@
-"""AVE data for the CMRAN example: synthetic AVE (default) and the real release loader.
+"""AVE data for the pipeline: synthetic AVE (default) and the real release loader.
 
-Axis legend: T=10 segments, 7x7 visual grid, C visual channels (FEATURE_DIMS), 128 audio channels.
+Axis legend: T=10 segments, 7x7 visual grid, C visual channels (VISUAL_DIMS), 128 audio channels.
 
-    from examples.cmran.data import build_datasets, NUM_EVENT_CLASSES, BACKGROUND, FEATURE_DIMS
+    from examples.ave.data import build_datasets, NUM_EVENT_CLASSES, BACKGROUND, VISUAL_DIMS
     splits = build_datasets("synthetic" | "/path/to/release", setting="supervised" | "weak",
                             features="vgg19" | "resnet151", seed=0, difficulty=None)
     visual, audio, segment_labels, video_label = splits["train"][i]
@@ -17,24 +17,15 @@ import os
 
 from torch.utils.data import Dataset
 
-from .meta import (
-    AUDIO_DIM,
-    BACKGROUND,
-    FEATURE_DIMS,
-    NUM_CLASSES,
-    NUM_EVENT_CLASSES,
-    NUM_SEGMENTS,
-    SPLITS,
-    AVEDataError,
-    load_meta,
-)
+from ..constants import AUDIO_DIM, BACKGROUND, NUM_CLASSES, NUM_EVENT_CLASSES, NUM_SEGMENTS, SPLITS, VISUAL_DIMS
+from .meta import AVEDataError, load_meta
 from .release import ReleaseAVE, ReleaseInfo, validate_release
 from .synthetic import SyntheticAVE, SyntheticAVEGenerator, SyntheticConfig
 
 __all__ = [
     "AUDIO_DIM",
     "BACKGROUND",
-    "FEATURE_DIMS",
+    "VISUAL_DIMS",
     "NUM_CLASSES",
     "NUM_EVENT_CLASSES",
     "NUM_SEGMENTS",
@@ -77,8 +68,8 @@ def build_datasets(
         raise ValueError(f"splits must be a non-empty tuple of {SPLITS}, got {splits!r}")
     if setting not in ("supervised", "weak"):
         raise ValueError(f"setting must be 'supervised' or 'weak', got {setting!r}")
-    if features not in FEATURE_DIMS:
-        raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
+    if features not in VISUAL_DIMS:
+        raise ValueError(f"features must be one of {sorted(VISUAL_DIMS)}, got {features!r}")
     if isinstance(data, str) and data == "synthetic":
         gen = SyntheticAVEGenerator(seed=seed, features=features, difficulty=difficulty)
         return {split: SyntheticAVE(gen, split, setting) for split in splits}

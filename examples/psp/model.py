@@ -17,7 +17,6 @@ The reference code's two models, equal to it given its weights (docs/psp.md):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
 import torch
@@ -38,65 +37,10 @@ from avattn import (
     soft_target_bce_loss,
 )
 from avattn.losses import check_label_range
+from examples.ave.constants import AUDIO_DIM, NUM_CLASSES
+from examples.ave.inputs import check_av_inputs
 
-from .avel import NUM_CLASSES, _default, check_inputs
-from .config import AUDIO_DIM, SETTINGS, VISUAL_DIMS, ConfigError, _choice, _known, _positive, _prob
-
-DIM = 256  # the BiLSTM output, 2 x 128
-AVPS_TARGETS = ("clean", "stale")
-THRESHOLDS = {"supervised": 0.099, "weak": 0.095}
-
-
-@dataclass(frozen=True)
-class PSPConfig:
-    """PSP's architecture and loss. Defaults are the reference code's, except ``avps_target``.
-
-    threshold: tau, the pruning threshold; None = 0.099 supervised / 0.095 weak (tied to T = 10).
-    dropout: PSP's dropout (0.1).
-    avps_weight: supervised only; None = 100, the weight of the AVPS loss beside the cross-entropy.
-    avps_target: supervised only; None = "clean": each video's target is 1/k on its k event segments
-        (the paper). "stale" reproduces the reference loader, whose per-slot target buffer is never
-        cleared, so earlier videos' entries stay in their batch slot.
-    """
-
-    model: str = "psp"
-    setting: str = "supervised"
-    features: str = "vgg19"
-    threshold: float | None = None
-    dropout: float = 0.1
-    avps_weight: float | None = None
-    avps_target: str | None = None
-
-    def __post_init__(self) -> None:
-        _choice("model", self.model, ("psp",))
-        _choice("setting", self.setting, SETTINGS)
-        _choice("features", self.features, VISUAL_DIMS)
-        if self.threshold is None:
-            object.__setattr__(self, "threshold", THRESHOLDS[self.setting])
-        _prob("threshold", self.threshold)
-        _prob("dropout", self.dropout)
-        supervised = self.setting == "supervised"
-        _default(self, "avps_weight", supervised, 100.0, "the weak PSP has no AVPS loss")
-        _default(self, "avps_target", supervised, "clean", "the weak PSP has no AVPS loss")
-        if self.avps_weight is not None:
-            if self.avps_weight != 0:
-                _positive("avps_weight", self.avps_weight)
-            object.__setattr__(self, "avps_weight", float(self.avps_weight))
-        if self.avps_target is not None:
-            _choice("avps_target", self.avps_target, AVPS_TARGETS)
-        if self.avps_weight == 0 and self.avps_target != "clean":
-            raise ConfigError(f"avps_target={self.avps_target!r} has no effect with avps_weight=0 (leave it unset)")
-
-    @property
-    def visual_dim(self) -> int:
-        return VISUAL_DIMS[self.features]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> PSPConfig:
-        return cls(**_known(cls, d, "model config"))
+from .config import DIM, PSPConfig
 
 
 class PSPSupervisedOutput(NamedTuple):
@@ -168,7 +112,7 @@ class PSP(nn.Module):
             nn.init.xavier_uniform_(layer.weight)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
-        check_inputs(visual, audio, self.config.visual_dim)
+        check_av_inputs(visual, audio, self.config.visual_dim)
         guide = audio if self.audio_projection is None else self.audio_projection(audio)
         attended, spatial = self.attention(visual, guide, return_weights=True)
         v = self.visual_lstm(self.visual_projection(attended))
@@ -230,3 +174,8 @@ class PSP(nn.Module):
     def predict(output: PSPSupervisedOutput | PSPWeakOutput) -> Tensor:
         """(B, T) int64: each segment's argmax over the 29 classes (background included)."""
         return predict_segment_classes(output.segment_logits.float())
+
+    @staticmethod
+    def relevance(output: PSPSupervisedOutput | PSPWeakOutput) -> Tensor:
+        """(B, T) in [0, 1]: the softmax probability of each segment's predicted class."""
+        return output.segment_logits.float().softmax(dim=-1).amax(dim=-1)

@@ -30,20 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .meta import (
-    AUDIO_DIM,
-    BACKGROUND,
-    FEATURE_DIMS,
-    GRID,
-    META_DIR,
-    NUM_CLASSES,
-    NUM_SEGMENTS,
-    SPLITS,
-    AVEDataError,
-    labels_from_annotations,
-    read_annotations,
-    read_categories,
-)
+from ..constants import AUDIO_DIM, BACKGROUND, GRID, NUM_CLASSES, NUM_SEGMENTS, SPLITS, VISUAL_DIMS
+from .meta import META_DIR, AVEDataError, labels_from_annotations, read_annotations, read_categories
 
 T = NUM_SEGMENTS
 FEATURE_KEY, ORDER_KEY = "avadataset", "order"
@@ -99,7 +87,7 @@ def _hint(path: Path, features: str) -> str:
         shape, _ = _open_dataset(path, FEATURE_KEY, "visual features")
     except AVEDataError:
         return ""
-    for name, c in FEATURE_DIMS.items():
+    for name, c in VISUAL_DIMS.items():
         if name != features and shape[-1:] == (c,):
             return f"; the file holds {name} features ({c} channels): pass features='{name}'"
     return ""
@@ -194,8 +182,8 @@ def validate_release(
     labels.h5, when present, is always shape-checked.
     """
     root = Path(root)
-    if features not in FEATURE_DIMS:
-        raise ValueError(f"features must be one of {sorted(FEATURE_DIMS)}, got {features!r}")
+    if features not in VISUAL_DIMS:
+        raise ValueError(f"features must be one of {sorted(VISUAL_DIMS)}, got {features!r}")
     if setting not in ("supervised", "weak"):
         raise ValueError(f"setting must be 'supervised' or 'weak', got {setting!r}")
     if labels not in LABEL_SOURCES:
@@ -204,7 +192,7 @@ def validate_release(
         raise AVEDataError(
             f"{root}: not a directory (expected an AVE release directory holding {VISUAL}, {AUDIO}, ...)"
         )
-    C = FEATURE_DIMS[features]
+    C = VISUAL_DIMS[features]
     vshape = _check_array(
         root / VISUAL,
         FEATURE_KEY,

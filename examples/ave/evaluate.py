@@ -8,7 +8,6 @@ Axis legend: b batch, t segments.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
@@ -17,91 +16,18 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from . import registry
 from .amp import resolve_amp, run_amp
-from .checkpoint import CheckpointError, load_checkpoint, load_model_state
-from .config import AMP_MODES, ConfigError, ModelConfig, TrainConfig, check_data
-from .model import CMRAN
-from .models import AnyConfig, build_model, model_name
-
-SPLITS = ("train", "val", "test")
+from .checkpoint import load_checkpoint, load_model_state
+from .checks import ConfigError, check_data
+from .config import AMP_MODES
+from .constants import SPLITS
+from .datasets import build_splits, with_data
+from .runtime import autocast, resolve_device, to_device
 
 
 class NonFiniteOutputError(RuntimeError):
     """The model gave NaN or infinity in an evaluation: an error, never an accuracy."""
-
-
-def resolve_device(name: str, local_rank: int = 0, *, distributed: bool = False) -> torch.device:
-    """The torch device of ``--device`` (auto, cpu, cuda, cuda:N, mps); ConfigError if it cannot serve.
-
-    ``auto`` and ``cuda`` give process ``local_rank`` its own GPU; ``cuda:N`` is refused under torchrun.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device={name!r} but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        elif distributed:
-            raise ConfigError(f"device={name!r} under torchrun would put every process on one GPU: "
-                              "use --device cuda (each process takes cuda:LOCAL_RANK)")
-        if device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device} does not exist: {torch.cuda.device_count()} CUDA device(s) visible")
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"device={name!r} but MPS is not available")
-    elif device.type != "cpu":
-        raise ConfigError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {name!r}")
-    return device
-
-
-def with_data(train_cfg: TrainConfig, data: str | None) -> TrainConfig:
-    """The training run's data config with ``data`` swapped in (synthetic-only options dropped for a directory)."""
-    if data is None or data == train_cfg.data:
-        return train_cfg
-    synthetic = data == "synthetic"
-    cfg = dataclasses.replace(train_cfg, data=data, difficulty=train_cfg.difficulty if synthetic else None,
-                              data_seed=(train_cfg.data_seed or 0) if synthetic else None)
-    cfg.validate()
-    return cfg
-
-
-def autocast(device: torch.device, amp: str):
-    """bf16/fp16 autocast on the device, or nothing for ``amp="none"``; ``auto`` is resolved for the device."""
-    amp = resolve_amp(amp, device)[0]
-    if amp == "none":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def build_splits(model_cfg: AnyConfig, train_cfg: TrainConfig, splits: tuple[str, ...] = SPLITS) -> dict[str, Dataset]:
-    """{"train", "val", "test"} datasets of the data package (or those of ``splits``); the first ``subset``
-    videos if set. A data directory's features are checked for NaN/inf here, before any is used."""
-    from .data import build_datasets  # imported here: the model and config do not need the data package
-
-    splits = build_datasets(
-        train_cfg.data,
-        setting=model_cfg.setting,
-        features=model_cfg.features,
-        seed=train_cfg.data_seed,
-        difficulty=train_cfg.difficulty,
-        splits=splits,
-    )
-    if train_cfg.subset is not None:
-        splits = {k: Subset(d, range(min(train_cfg.subset, len(d)))) for k, d in splits.items()}
-    return splits
-
-
-def to_device(batch, device: torch.device):
-    """A batch (visual, audio, segment_labels, video_label) on ``device``."""
-    visual, audio, segment_labels, video_labels = batch
-    nb = device.type == "cuda"
-    return (visual.to(device, non_blocking=nb), audio.to(device, non_blocking=nb),
-            segment_labels.to(device, non_blocking=nb), video_labels.to(device, non_blocking=nb))
 
 
 def non_finite_videos(output) -> torch.Tensor:
@@ -111,7 +37,7 @@ def non_finite_videos(output) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate_accuracy(
-    model: CMRAN | torch.nn.Module,
+    model: torch.nn.Module,
     dataset: Dataset,
     *,
     device: torch.device,
@@ -177,10 +103,12 @@ def load_trained_model(path: str, device: torch.device, *, backend: str = "auto"
     """
     ckpt = load_checkpoint(path)
     cfg = ckpt["model_config"]
-    if model is not None and model != model_name(cfg):
-        raise ConfigError(f"--model {model}, but {str(path)!r} holds a run of --model {model_name(cfg)} "
+    if model is not None and model != registry.model_name(cfg):
+        raise ConfigError(f"--model {model}, but {str(path)!r} holds a run of --model {registry.model_name(cfg)} "
                           f"(leave --model out to use the checkpoint's)")
-    model = build_model(dataclasses.replace(cfg, backend=backend) if isinstance(cfg, ModelConfig) else cfg)
+    if "backend" in {f.name for f in dataclasses.fields(cfg)}:
+        cfg = dataclasses.replace(cfg, backend=backend)
+    model = registry.build_model(cfg)
     load_model_state(model, ckpt["model"], path)
     return model.to(device).eval(), ckpt
 
@@ -188,22 +116,20 @@ def load_trained_model(path: str, device: torch.device, *, backend: str = "auto"
 # ---- CLI ----------------------------------------------------------------------------------------
 
 def add_model_argument(p: argparse.ArgumentParser) -> None:
-    from .models import MODELS
-
-    p.add_argument("--model", default=None, choices=MODELS,
+    p.add_argument("--model", default=None, choices=registry.model_names(),
                    help="the model the checkpoint must hold (default: whichever it holds)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train")
     add_model_argument(p)
-    p.add_argument("--split", default="test", choices=SPLITS)
+    p.add_argument("--split", default="test", choices=SPLITS, help="the split to score")
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--amp", default=None, choices=AMP_MODES,
-                   help="default: the training run's (a run trained with auto chooses again for this device)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=0)
+                   help="autocast mode (default: the training run's; a run trained with auto chooses again here)")
+    p.add_argument("--batch-size", type=int, default=64, help="videos per forward pass")
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--json", action="store_true", help="print the result as one JSON line")
 
 
@@ -235,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
                                num_workers=args.num_workers)
     result = {"checkpoint": args.checkpoint, "split": args.split, "accuracy": acc, "segments": n,
-              "epoch": ckpt["epoch"], "model": model_name(model.config), "setting": model.config.setting, "features": model.config.features}
+              "epoch": ckpt["epoch"], "model": registry.model_name(model.config), "setting": model.config.setting, "features": model.config.features}
     if args.json:
         print(json.dumps(result, allow_nan=False))
     else:
@@ -243,4 +169,5 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["CheckpointError", "NonFiniteOutputError", "non_finite_videos", "autocast", "with_data", "build_splits", "evaluate_accuracy", "load_for_inference", "load_trained_model", "resolve_device"]
+__all__ = ["NonFiniteOutputError", "add_model_argument", "evaluate_accuracy", "load_for_inference", "load_trained_model",
+           "non_finite_videos"]

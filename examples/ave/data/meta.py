@@ -3,7 +3,7 @@
 Axis legend: N samples (4,143 in the release), T=10 one-second segments, K=29 classes
 (28 events + background at index 28), A=128 audio channels, M background-only videos (178).
 
-Everything here is parsed from the copies in ``examples/cmran/data/meta/`` (nothing outside the
+Everything here is parsed from the copies in ``examples/ave/data/meta/`` (nothing outside the
 repository is read). Segment labels are rebuilt from ``Annotations.txt``: segments
 ``start .. end-1`` get the category, the rest background (28). The release's ``labels.h5``
 disagrees with the annotations on two test rows, so the annotations are the consistent source.
@@ -18,14 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-NUM_SEGMENTS = 10
-NUM_EVENT_CLASSES = 28
-BACKGROUND = 28
-NUM_CLASSES = NUM_EVENT_CLASSES + 1
-AUDIO_DIM = 128
-GRID = 7
-FEATURE_DIMS = {"vgg19": 512, "resnet151": 2048}
-SPLITS = ("train", "val", "test")
+from ..constants import AUDIO_DIM, BACKGROUND, NUM_CLASSES, NUM_EVENT_CLASSES, NUM_SEGMENTS, SPLITS
+
 ANNOTATION_HEADER = "Category&VideoID&Quality&StartTime&EndTime"
 
 META_DIR = Path(__file__).resolve().parent / "meta"
