@@ -22,6 +22,7 @@ bench: setup
 
 lint: setup
 	$(PY) -m ruff check avattn examples benchmarks tests
+	$(dir $(PY))lint-imports  # the import contracts of pyproject.toml
 
 clean:
 	rm -rf .venv runs .pytest_cache .benchmarks

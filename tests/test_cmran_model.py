@@ -15,7 +15,6 @@ from cli_checks import one_thread  # noqa: F401  (the fixture acts where importe
 import avattn
 from examples.ave.checks import ConfigError
 from examples.ave.config import TrainConfig
-from examples.ave.constants import VISUAL_DIMS
 from examples.ave.registry import count_parameters
 from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN, CMRANWeights
@@ -149,11 +148,12 @@ def test_configs_round_trip_and_resolve_the_recipe():
         CMRANConfig.from_dict({"setting": "weak", "heads": 3})
 
 
-def test_visual_dims_agree_with_the_data_package():
-    from examples.ave.data import BACKGROUND, FEATURE_DIMS, NUM_EVENT_CLASSES
+def test_task_constants_have_one_source():
+    import avattn
+    from examples.ave import constants, data
 
-    assert VISUAL_DIMS == FEATURE_DIMS
-    assert (NUM_EVENT_CLASSES, BACKGROUND) == (28, 28)
+    assert data.VISUAL_DIMS is constants.VISUAL_DIMS and data.NUM_CLASSES is constants.NUM_CLASSES
+    assert (constants.NUM_EVENT_CLASSES, constants.BACKGROUND) == (28, avattn.BACKGROUND)
 
 
 def test_bad_inputs_name_the_argument():

@@ -98,11 +98,12 @@ def test_select_videos_full_and_proportional():
         export.select_videos(meta, 2)
 
 
-def test_cli(tmp_path, capsys):
+def test_export_synthetic_subcommand_writes_a_loadable_release(tmp_path, capsys):
     p = argparse.ArgumentParser()
     export.add_arguments(p)
     args = p.parse_args(["--out", str(tmp_path / "x"), "--num-videos", "3", "--dtype", "float64", "--seed", "2"])
     assert args.features == "vgg19" and args.difficulty is None
+    args.module = "examples.cmran"
     assert export.main(args) == 0
     assert "wrote 3 videos" in capsys.readouterr().out
     ds = build_datasets(tmp_path / "x", setting="weak")

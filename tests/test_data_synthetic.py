@@ -15,15 +15,15 @@ from torch.utils.data import DataLoader
 
 from examples.ave.data import (
     BACKGROUND,
-    FEATURE_DIMS,
     NUM_EVENT_CLASSES,
+    VISUAL_DIMS,
     SyntheticAVEGenerator,
     build_datasets,
     load_meta,
 )
 from examples.ave.data.synthetic import AUDIO_GROUP_OF, VISUAL_GROUP_OF, SyntheticConfig, uniforms
 
-META = Path(__file__).resolve().parents[1] / "examples" / "cmran" / "data" / "meta"
+META = Path(__file__).resolve().parents[1] / "examples" / "ave" / "data" / "meta"
 PROBE = [0, 1, 26, 1000, 2500, 4142]  # 26: the video annotated 0..0 (no event segment)
 
 
@@ -53,7 +53,7 @@ def _annotations_by_hand():
 
 def test_constants():
     assert NUM_EVENT_CLASSES == 28 and BACKGROUND == 28
-    assert FEATURE_DIMS == {"vgg19": 512, "resnet151": 2048}
+    assert VISUAL_DIMS == {"vgg19": 512, "resnet151": 2048}
 
 
 def test_uniforms_deterministic_and_uniform():
@@ -91,7 +91,7 @@ def test_pickled_generator_rebuilds_identical_bank(gen):
 @pytest.mark.parametrize("features", ["vgg19", "resnet151"])
 def test_shapes_dtypes_nonnegative(features):
     ds = build_datasets("synthetic", setting="supervised", features=features, seed=3)
-    C = FEATURE_DIMS[features]
+    C = VISUAL_DIMS[features]
     for split in ("train", "val", "test"):
         vis, aud, seg, vid = ds[split][5]
         assert vis.shape == (10, 7, 7, C) and vis.dtype == torch.float32

@@ -16,7 +16,6 @@ import torch
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
 from examples.ave import registry
-from examples.cmran.__main__ import main as cli
 from examples.ave.checkpoint import load_checkpoint
 from examples.ave.checks import ConfigError
 from examples.ave.cli import build_parser
@@ -24,6 +23,7 @@ from examples.ave.config import TrainConfig
 from examples.ave.registry import build_model, config_from_dict
 from examples.ave.train import configs_from_args
 from examples.avel.config import AVELConfig
+from examples.cmran.__main__ import main as cli
 from examples.psp.config import PSPConfig
 
 TINY = ["--data", "synthetic", "--subset", "8", "--batch-size", "4", "--max-steps", "2", "--eval-batch-size", "8"]

@@ -182,6 +182,16 @@ def validate_release(
     labels.h5, when present, is always shape-checked.
     """
     root = Path(root)
+    _check_arguments(root, features, setting, labels)
+    n = _check_features(root, features)
+    seg, vid, source, disagree = _segment_labels(root, n, labels)
+    info = ReleaseInfo(root, features, setting, n, 0, seg, vid, _read_orders(root, n), None, source, disagree)
+    if setting == "weak":
+        _check_weak_files(root, info)
+    return info
+
+
+def _check_arguments(root: Path, features: str, setting: str, labels: str) -> None:
     if features not in VISUAL_DIMS:
         raise ValueError(f"features must be one of {sorted(VISUAL_DIMS)}, got {features!r}")
     if setting not in ("supervised", "weak"):
@@ -192,40 +202,45 @@ def validate_release(
         raise AVEDataError(
             f"{root}: not a directory (expected an AVE release directory holding {VISUAL}, {AUDIO}, ...)"
         )
-    C = VISUAL_DIMS[features]
-    vshape = _check_array(
-        root / VISUAL,
-        FEATURE_KEY,
-        f"{features} visual features",
-        (None, T, GRID, GRID, C),
-        True,
-        _hint(root / VISUAL, features),
-    )
-    N = vshape[0]
-    ashape = _check_array(root / AUDIO, FEATURE_KEY, "VGGish audio features", (None, T, AUDIO_DIM), True)
-    _check_count(root / AUDIO, FEATURE_KEY, ashape[0], N, VISUAL)
 
-    # labels
+
+def _check_features(root: Path, features: str) -> int:
+    """The visual and audio feature files' shapes; the number of samples N."""
+    C = VISUAL_DIMS[features]
+    vshape = _check_array(root / VISUAL, FEATURE_KEY, f"{features} visual features", (None, T, GRID, GRID, C), True,
+                          _hint(root / VISUAL, features))
+    ashape = _check_array(root / AUDIO, FEATURE_KEY, "VGGish audio features", (None, T, AUDIO_DIM), True)
+    _check_count(root / AUDIO, FEATURE_KEY, ashape[0], vshape[0], VISUAL)
+    return vshape[0]
+
+
+def _file_labels(root: Path, n: int) -> np.ndarray | None:
+    """labels.h5's segment classes (N, T), checked one-hot; None without the file."""
+    if not (root / LABELS).is_file():
+        return None
+    lshape, _ = _open_dataset(root / LABELS, FEATURE_KEY, "one-hot segment labels")
+    if lshape != (n, T, NUM_CLASSES):
+        raise AVEDataError(
+            f"{root / LABELS}: dataset '{FEATURE_KEY}' has shape {_shape(lshape)}, expected "
+            f"{_shape((n, T, NUM_CLASSES))} (one-hot segment labels; N={n} from {VISUAL})"
+        )
+    return _one_hot_classes(root / LABELS, _read(root / LABELS, FEATURE_KEY), "[sample, segment]")
+
+
+def _segment_labels(root: Path, n: int, labels: str) -> tuple[np.ndarray, np.ndarray, str, list[int]]:
+    """(segment labels (N, T), video labels (N,), their source, samples where labels.h5 disagrees)."""
     categories_path = root / "categories.txt" if (root / "categories.txt").is_file() else META_DIR / "categories.txt"
     categories = read_categories(categories_path)
     ann_path = root / "Annotations.txt" if (root / "Annotations.txt").is_file() else META_DIR / "Annotations.txt"
     annotations = read_annotations(ann_path, categories)
-    ann_ok = len(annotations) == N
-    file_labels = None
-    if (root / LABELS).is_file():
-        lshape, ldtype = _open_dataset(root / LABELS, FEATURE_KEY, "one-hot segment labels")
-        if lshape != (N, T, NUM_CLASSES):
-            raise AVEDataError(
-                f"{root / LABELS}: dataset '{FEATURE_KEY}' has shape {_shape(lshape)}, expected {_shape((N, T, NUM_CLASSES))} "
-                f"(one-hot segment labels; N={N} from {VISUAL})"
-            )
-        file_labels = _one_hot_classes(root / LABELS, _read(root / LABELS, FEATURE_KEY), "[sample, segment]")
+    ann_ok = len(annotations) == n
+    file_labels = _file_labels(root, n)
     if labels == "file" and file_labels is None:
         raise AVEDataError(f"{root / LABELS}: file not found, but labels='file' asks for it")
     if labels == "annotations" or (labels == "auto" and (ann_ok or file_labels is None)):
         if not ann_ok:
             raise AVEDataError(
-                f"{ann_path}: holds {len(annotations)} samples, expected {N} (the sample count of {root / VISUAL}); "
+                f"{ann_path}: holds {len(annotations)} samples, expected {n} (the sample count of {root / VISUAL}); "
                 f"put the matching Annotations.txt in {root} or provide {LABELS}"
             )
         seg, vid = labels_from_annotations(annotations, categories)
@@ -239,8 +254,11 @@ def validate_release(
     if file_labels is not None and ann_ok:
         ann_seg, _ = labels_from_annotations(annotations, categories)
         disagree = [int(i) for i in np.flatnonzero((ann_seg != file_labels).any(1))]
+    return seg, vid, source, disagree
 
-    # orders
+
+def _read_orders(root: Path, n: int) -> dict[str, np.ndarray]:
+    """Each split's sample indices: non-empty, in range, distinct, the splits disjoint."""
     orders = {}
     for split, name in ORDER_FILES.items():
         _check_array(root / name, ORDER_KEY, f"the {split} split's sample indices", (None,), False)
@@ -250,11 +268,11 @@ def validate_release(
                 f"{root / name}: dataset '{ORDER_KEY}' holds no index: the {split} split is empty, expected at "
                 "least one sample index"
             )
-        bad = np.flatnonzero((order < 0) | (order >= N))
+        bad = np.flatnonzero((order < 0) | (order >= n))
         if bad.size:
             raise AVEDataError(
                 f"{root / name}: dataset '{ORDER_KEY}' has index {int(order[bad[0]])} at position {int(bad[0])} "
-                f"({bad.size} out of range), expected indices in [0, {N}) (N={N} from {VISUAL})"
+                f"({bad.size} out of range), expected indices in [0, {n}) (N={n} from {VISUAL})"
             )
         if np.unique(order).size != order.size:
             raise AVEDataError(
@@ -269,43 +287,38 @@ def validate_release(
                     f"{root / ORDER_FILES[a]} and {root / ORDER_FILES[b]}: share {common.size} sample indices "
                     f"(e.g. {int(common[0])}), expected disjoint splits"
                 )
+    return orders
 
-    info = ReleaseInfo(root, features, setting, N, 0, seg, vid, orders, None, source, disagree)
-    if setting == "weak":
-        mshape = _check_array(root / MIL, FEATURE_KEY, "video-level one-hot labels", (None, NUM_CLASSES), True)
-        _check_count(root / MIL, FEATURE_KEY, mshape[0], N, VISUAL)
-        mil = _one_hot_classes(root / MIL, _read(root / MIL, FEATURE_KEY), "sample")
-        if not np.array_equal(mil, vid):
-            i = int(np.flatnonzero(mil != vid)[0])
-            raise AVEDataError(
-                f"{root / MIL}: dataset '{FEATURE_KEY}' row {i} says class {int(mil[i])}, but the segment labels "
-                f"({source}) say video class {int(vid[i])}; expected them to agree"
-            )
-        nl = _check_array(root / NOISY_LABELS, FEATURE_KEY, "background-only video labels", (None, NUM_CLASSES), True)
-        M = nl[0]
-        nv = _check_array(
-            root / NOISY_VISUAL,
-            FEATURE_KEY,
-            f"{features} visual features of background videos",
-            (None, T, GRID, GRID, C),
-            True,
-            _hint(root / NOISY_VISUAL, features),
+
+def _check_weak_files(root: Path, info: ReleaseInfo) -> None:
+    """The weak setting's files: video labels agreeing with the segment labels, and the background videos."""
+    n, vid, C = info.num_samples, info.video_labels, VISUAL_DIMS[info.features]
+    mshape = _check_array(root / MIL, FEATURE_KEY, "video-level one-hot labels", (None, NUM_CLASSES), True)
+    _check_count(root / MIL, FEATURE_KEY, mshape[0], n, VISUAL)
+    mil = _one_hot_classes(root / MIL, _read(root / MIL, FEATURE_KEY), "sample")
+    if not np.array_equal(mil, vid):
+        i = int(np.flatnonzero(mil != vid)[0])
+        raise AVEDataError(
+            f"{root / MIL}: dataset '{FEATURE_KEY}' row {i} says class {int(mil[i])}, but the segment labels "
+            f"({info.label_source}) say video class {int(vid[i])}; expected them to agree"
         )
-        _check_count(root / NOISY_VISUAL, FEATURE_KEY, nv[0], M, NOISY_LABELS)
-        na = _check_array(
-            root / NOISY_AUDIO, FEATURE_KEY, "audio features of background videos", (None, T, AUDIO_DIM), True
+    nl = _check_array(root / NOISY_LABELS, FEATURE_KEY, "background-only video labels", (None, NUM_CLASSES), True)
+    m = nl[0]
+    nv = _check_array(root / NOISY_VISUAL, FEATURE_KEY, f"{info.features} visual features of background videos",
+                      (None, T, GRID, GRID, C), True, _hint(root / NOISY_VISUAL, info.features))
+    _check_count(root / NOISY_VISUAL, FEATURE_KEY, nv[0], m, NOISY_LABELS)
+    na = _check_array(root / NOISY_AUDIO, FEATURE_KEY, "audio features of background videos", (None, T, AUDIO_DIM),
+                      True)
+    _check_count(root / NOISY_AUDIO, FEATURE_KEY, na[0], m, NOISY_LABELS)
+    info.num_noisy = m
+    noisy = _one_hot_classes(root / NOISY_LABELS, _read(root / NOISY_LABELS, FEATURE_KEY), "background video")
+    if (noisy != BACKGROUND).any():
+        j = int(np.flatnonzero(noisy != BACKGROUND)[0])
+        raise AVEDataError(
+            f"{root / NOISY_LABELS}: dataset '{FEATURE_KEY}' row {j} says class {int(noisy[j])}, expected "
+            f"{BACKGROUND} (background) for every row: these videos hold no event"
         )
-        _check_count(root / NOISY_AUDIO, FEATURE_KEY, na[0], M, NOISY_LABELS)
-        info.num_noisy = M
-        noisy = _one_hot_classes(root / NOISY_LABELS, _read(root / NOISY_LABELS, FEATURE_KEY), "background video")
-        if (noisy != BACKGROUND).any():
-            j = int(np.flatnonzero(noisy != BACKGROUND)[0])
-            raise AVEDataError(
-                f"{root / NOISY_LABELS}: dataset '{FEATURE_KEY}' row {j} says class {int(noisy[j])}, expected "
-                f"{BACKGROUND} (background) for every row: these videos hold no event"
-            )
-        info.noisy_video_labels = noisy
-    return info
+    info.noisy_video_labels = noisy
 
 
 class ReleaseAVE(Dataset):
