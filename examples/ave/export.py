@@ -202,6 +202,6 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}"
     )
-    print(f"train on it with: {python_command(getattr(args, "module", "examples.ave"))} train --data {shlex.quote(str(args.out))}")
+    print(f"train on it with: {python_command(getattr(args, 'module', 'examples.ave'))} train --data {shlex.quote(str(args.out))}")
     return 0
 

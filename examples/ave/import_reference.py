@@ -207,7 +207,7 @@ def main(args: argparse.Namespace) -> int:
           f"{ignored} unused keys ignored) -> {out / 'best.pt'}")
     for what in ("evaluate", "visualize", "predict"):
         extra = {"evaluate": "", "visualize": f" --out {out / 'vis'}", "predict": f" --out {out / 'events.jsonl'}"}
-        print(f"  {python_command(getattr(args, "module", "examples.ave"))} {what} --checkpoint {out / 'best.pt'}{extra[what]}")
+        print(f"  {python_command(getattr(args, 'module', 'examples.ave'))} {what} --checkpoint {out / 'best.pt'}{extra[what]}")
     return 0
 
 
