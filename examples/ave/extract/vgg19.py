@@ -169,6 +169,6 @@ def load_vgg19(path, device=None) -> tuple[VGG19Pool5, WeightFile]:
         state, fmt = read_keras(path)
     else:
         state, fmt = read_torchvision(path), "torchvision"
-    model = VGG19Pool5(device=device)
+    model = nn.utils.skip_init(VGG19Pool5, device=device or "cpu")  # no random init: every weight comes from the file
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     return model.eval().requires_grad_(False), WeightFile(FLAG, os.fspath(path), fmt, sha)

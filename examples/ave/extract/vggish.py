@@ -74,7 +74,7 @@ def load_vggish(path, final_relu: bool = True, device=None) -> tuple[VGGish, Wei
     check_hash_in_name(FLAG, path, sha)
     state = load_state_dict(FLAG, path)
     check_keys_and_shapes(FLAG, path, state, state_shapes())
-    model = VGGish(final_relu=final_relu, device=device)
+    model = nn.utils.skip_init(VGGish, final_relu=final_relu, device=device or "cpu")  # every weight comes from the file
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()})
     return model.eval().requires_grad_(False), WeightFile(FLAG, os.fspath(path), "torchvggish", sha)
 

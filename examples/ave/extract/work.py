@@ -78,6 +78,7 @@ class WorkFile:
                                    dir=self.target.parent)
         os.close(fd)
         self.tmp = Path(tmp)
+        os.chmod(self.tmp, 0o666 & ~umask())
         self.file = h5py.File(self.tmp, "w")
 
     def create(self, seconds: int, grid: tuple[int, int, int], audio_dim: int, dtype) -> None:
@@ -99,6 +100,12 @@ class WorkFile:
             self.file.close()
         finally:
             self.tmp.unlink(missing_ok=True)
+
+
+def umask() -> int:
+    mask = os.umask(0o022)  # the only portable way to read it is to set it
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_temps(directory: Path) -> list[Path]:

@@ -25,6 +25,7 @@ import numpy as np
 from .convention import WINDOW_SECONDS as T
 from .labels import HEADER, RowLabel
 from .windows import Window
+from .work import umask
 
 FEATURE_KEY, ORDER_KEY = "avadataset", "order"
 VISUAL, AUDIO, LABELS = "visual_feature.h5", "audio_feature.h5", "labels.h5"
@@ -66,6 +67,7 @@ class _Temp:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
         os.close(fd)
         self.path = Path(name)
+        os.chmod(self.path, 0o666 & ~umask())
 
     def commit(self) -> None:
         with open(self.path, "rb") as f:
