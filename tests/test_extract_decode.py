@@ -130,7 +130,7 @@ def test_a_tone_changes_exactly_its_seconds(tmp_path):
         np.testing.assert_allclose(embeddings[second], embeddings[0], rtol=1e-6, atol=1e-7)
     assert not torch.allclose(examples[1], silent, atol=1.0)
     assert torch.equal(examples[1], examples[3])  # the same tone, resampled one second at a time
-    assert np.abs(embeddings[1] - embeddings[0]).max() > 1e-3
+    assert np.abs(embeddings[1] - embeddings[0]).max() > 1e-2 * np.abs(embeddings[0]).max()
 
 
 def test_a_silent_track_gives_vggishs_embedding_of_the_constant_patch(tmp_path):
