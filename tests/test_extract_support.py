@@ -198,12 +198,28 @@ class StandInVisual(torch.nn.Module):
         return torch.relu(self.proj(pooled)).permute(0, 2, 3, 1)
 
 
-def stand_in_networks(seed: int = 0):
+class StandInAudio(torch.nn.Module):
+    """For plumbing tests: (B, 96, 64) -> (B, 128), one linear layer and a ReLU (not VGGish)."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Linear(96 * 64, 128)
+
+    def forward(self, examples: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.proj(examples.flatten(1)))
+
+
+@functools.lru_cache(maxsize=4)
+def stand_in_networks(seed: int = 0, vggish: bool = False):
+    """Stand-in networks (``vggish``: the real VGGish architecture, PyTorch's default random init); cached, as
+    they hold no state."""
     from examples.ave.extract.pipeline import Networks
     from examples.ave.extract.vggish import VGGish
 
     torch.manual_seed(seed)
-    return Networks(StandInVisual().eval(), VGGish().eval(), torch.device("cpu"), {"stand_in": {"seed": seed}})
+    audio = VGGish() if vggish else StandInAudio()
+    return Networks(StandInVisual().eval(), audio.eval(), torch.device("cpu"),
+                    {"stand_in": {"seed": seed, "vggish": vggish}})
 
 
 # ---- the writers produce exactly the listed layouts ----------------------------------------------------
