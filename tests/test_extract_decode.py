@@ -103,7 +103,8 @@ def test_container_count_is_the_stated_count_or_duration_times_rate(tmp_path):
 # ---- audio -----------------------------------------------------------------------------------------------
 
 
-def per_second_features(path, convention=Convention(), networks=None):
+def per_second_features(path, convention=None, networks=None):
+    convention = convention or Convention()
     networks = networks or stand_in_networks()
     audio = AudioFeatures(convention, networks, Timer())
     found = scan(probe(path), convention.wav_rate, audio.add_second, decode_video=False, check_constant_rate=False)

@@ -75,12 +75,12 @@ def ref_resample(x: np.ndarray, sr_orig: int, sr_new: int) -> np.ndarray:
     t = 0.0
     for j in range(len(y)):
         k = int(t)
-        for frac, taps, at in ((scale * (t - k), k + 1, lambda i: k - i),
-                               (scale - scale * (t - k), len(x) - k - 1, lambda i: k + 1 + i)):
+        for frac, taps, first, direction in ((scale * (t - k), k + 1, k, -1),
+                                             (scale - scale * (t - k), len(x) - k - 1, k + 1, +1)):
             offset = int(frac * per_zero)
             eta = frac * per_zero - offset
             for i in range(min(taps, (len(half) - offset) // step)):
-                y[j] += (half[offset + i * step] + eta * delta[offset + i * step]) * x[at(i)]
+                y[j] += (half[offset + i * step] + eta * delta[offset + i * step]) * x[first + direction * i]
         t += 1.0 / ratio
     return y
 

@@ -93,9 +93,10 @@ def he_normal(shape, fan_in: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def large(shape, rng: np.random.Generator) -> torch.Tensor:
-    """A (rows, cols) matrix stored as one row repeated (stride 0): the published shape in a small file."""
-    row = torch.from_numpy(he_normal((1, shape[1]), shape[1], rng))
-    return row.expand(*shape)
+    """A random (rows, cols) Hankel matrix, W[i, j] = b[i + j], stored as its rows + cols - 1 numbers (strides
+    (1, 1)): the published shape in a small file."""
+    values = torch.from_numpy(he_normal((shape[0] + shape[1] - 1,), shape[1], rng))
+    return torch.as_strided(values, shape, (1, 1))
 
 
 def write_keras_vgg19(path: Path, *, full: bool = False, seed: int = 0) -> Path:

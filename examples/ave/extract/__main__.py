@@ -7,7 +7,8 @@ import argparse
 import os
 import sys
 
-from .cli import add_arguments, main as run_main
+from .cli import add_arguments
+from .cli import main as run_main
 from .errors import ConfigError
 
 

@@ -232,8 +232,8 @@ def extract_video(path, target: Path, convention: Convention, networks: Networks
                   batch_size: int = 32, max_pixels: int = MAX_PIXELS, timer: Timer | None = None) -> VideoSummary:
     """Extract ``path`` into the work file ``target`` (renamed into place when complete); VideoError if unusable."""
     timer = timer or Timer(networks.device)
-    source = source_signature(path)
     info = _timed_decode(timer, lambda: probe(path, max_pixels))
+    source = source_signature(path)
     audio = AudioFeatures(convention, networks, timer)
     index_rule_used = convention.frame_rule == "index"
     found = _timed_decode(timer, lambda: scan(
