@@ -4,9 +4,10 @@ network (VGGish), with the memory peak. One synthetic video (H.264 + AAC in mp4,
 architectures with random weights (or the real weight files when given), the AVE convention by default.
 
 The stage shares are measured in one run, so they hold on a shared machine; absolute rates mean something only
-on a quiet one. Memory: the process's peak resident set (ru_maxrss) and its rise over the resident set before
-the first extraction (weights and libraries loaded); with several ``--seconds`` the rises show whether memory
-grows with the video's length (it should not: frames stream through).
+on a quiet one. Memory: the largest resident set while each video is extracted (sampled every 20 ms) and its rise over the
+resident set just before (weights and libraries loaded); with several ``--seconds`` the rises show whether
+memory grows with the video's length (it should not: frames stream through; compare lengths whose frames fill
+whole batches, as the activations of a batch dominate).
 
     python benchmarks/bench_extract.py [--device cpu] [--seconds 10] [--size 480x360] [--fps 25]
         [--frames-per-second 16] [--batch-size 32] [--threads N] [--vgg19-weights F --vggish-weights F] [--out F]
@@ -22,6 +23,7 @@ import platform
 import resource
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +65,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class RssPeak:
+    """The largest resident set seen while the block runs (sampled every 20 ms by a thread)."""
+
+    def __enter__(self):
+        self.peak, self._stop = rss_mb(), threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
@@ -78,8 +99,9 @@ def measure(video: Path, seconds: float, networks: Networks, convention: Convent
         torch.cuda.reset_peak_memory_stats(networks.device)
     before = rss_mb()
     start = time.perf_counter()
-    summary = extract_video(video, work / f"{video.stem}.h5", convention, networks,
-                            settings_of(convention, networks, "float32"), batch_size=batch_size, timer=timer)
+    with RssPeak() as rss:
+        summary = extract_video(video, work / f"{video.stem}.h5", convention, networks,
+                                settings_of(convention, networks, "float32"), batch_size=batch_size, timer=timer)
     wall = time.perf_counter() - start
     stages = {k: round(v, 3) for k, v in timer.seconds.items()}
     out = {
@@ -88,7 +110,8 @@ def measure(video: Path, seconds: float, networks: Networks, convention: Convent
         "stages_s": stages,
         "stage_share": {k: round(v / wall, 3) for k, v in timer.seconds.items()},
         "video_s_per_stage_s": {k: round(summary.seconds / v, 2) if v > 0 else None for k, v in timer.seconds.items()},
-        "rss_before_mb": round(before, 1), "peak_rss_mb": round(peak_rss_mb(), 1),
+        "rss_before_mb": round(before, 1), "run_peak_rss_mb": round(rss.peak, 1),
+        "run_rss_rise_mb": round(rss.peak - before, 1), "process_peak_rss_mb": round(peak_rss_mb(), 1),
     }
     if networks.device.type == "cuda":
         out["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(networks.device) / 2**20, 1)
@@ -138,8 +161,9 @@ def main(argv: list[str] | None = None) -> int:
             result["runs"].append(run)
             share = ", ".join(f"{k} {100 * v:.0f}%" for k, v in run["stage_share"].items())
             print(f"{run['video_seconds']} s of {width}x{height} video at {args.fps:g} fps: {run['wall_s']:.1f} s wall, "
-                  f"{run['video_s_per_wall_s']:.3f} s of video per s; {share}; peak RSS {run['peak_rss_mb']:.0f} MB "
-                  f"({run['rss_before_mb']:.0f} MB before)"
+                  f"{run['video_s_per_wall_s']:.3f} s of video per s; {share}; peak RSS during the run "
+                  f"{run['run_peak_rss_mb']:.0f} MB ({run['run_rss_rise_mb']:+.0f} MB over the {run['rss_before_mb']:.0f} "
+                  "MB before it)"
                   + (f", CUDA peak {run['cuda_peak_mb']:.0f} MB" if "cuda_peak_mb" in run else ""))
             rates = ", ".join(f"{k} {v}" for k, v in run["video_s_per_stage_s"].items())
             print(f"  seconds of video per second of each stage: {rates}")

@@ -204,3 +204,18 @@ def test_extract_video_writes_per_second_features_and_its_summary(tmp_path):
     attrs = read_attrs(tmp_path / "work" / "v.h5")
     assert attrs["settings"]["convention"]["frames_per_second"] == 4 and attrs["summary"]["seconds"] == 3
     assert list((tmp_path / "work").iterdir()) == [tmp_path / "work" / "v.h5"]  # no temporary file left
+
+
+def test_the_container_count_can_stand_for_n(tmp_path):
+    networks = stand_in_networks()
+    convention = Convention(frames_per_second=2, wav_rate=16000, frame_count="container")
+    path = write_video(tmp_path / "v.mp4", 2.0, fps=25)
+    summary = extract_video(path, tmp_path / "v.h5", convention, networks, settings_of(convention, networks, "f4"))
+    assert summary.frames == summary.container_frames == 50 and summary.seconds == 2
+
+
+def test_indices_past_the_decoded_frames_get_the_last_frame(tmp_path):
+    info = probe(write_video(tmp_path / "v.mkv", 1.0, fps=10))
+    got = {i: read_frame_code(rgb)[0] for i, rgb in frames_at(info, np.array([3, 9, 12, 15]), 10**9,
+                                                               check_constant_rate=True)}
+    assert got == {3: 3, 9: 9, 12: 9, 15: 9}

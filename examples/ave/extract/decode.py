@@ -191,11 +191,11 @@ def scan(info: VideoInfo, wav_rate: int, on_second: Callable[[np.ndarray], None]
         a = container.streams.audio[0]
         clock = FrameClock(path, Fraction(v.time_base), info.fps, check_constant_rate) if v is not None else None
         chunker = AudioSeconds(wav_rate, on_second)
-        resampler = av.AudioResampler(format="s16", layout=a.layout, rate=wav_rate)
         for stream in (v, a):
             if stream is not None:
                 stream.thread_type = "AUTO"
         try:
+            resampler = av.AudioResampler(format="s16", layout=a.layout, rate=wav_rate)
             for packet in container.demux(*[s for s in (v, a) if s is not None]):
                 for frame in packet.decode():
                     if packet.stream.type == "video":
@@ -203,8 +203,8 @@ def scan(info: VideoInfo, wav_rate: int, on_second: Callable[[np.ndarray], None]
                     else:
                         _push_audio(chunker, resampler.resample(frame))
             _push_audio(chunker, resampler.resample(None))
-        except av.FFmpegError as exc:
-            raise VideoError(path, f"cannot be decoded ({exc.strerror or exc})") from None
+        except (av.FFmpegError, ValueError) as exc:
+            raise VideoError(path, f"cannot be decoded ({getattr(exc, 'strerror', None) or exc})") from None
     times = np.asarray(clock.times if clock is not None else [], dtype=np.float64)
     if decode_video and not len(times):
         raise VideoError(path, "no video frame could be decoded")
@@ -241,8 +241,8 @@ def frames_at(info: VideoInfo, indices: np.ndarray, max_pixels: int, *, check_co
                     position += 1
                 if position == len(wanted):
                     return
-        except av.FFmpegError as exc:
-            raise VideoError(path, f"cannot be decoded ({exc.strerror or exc})") from None
+        except (av.FFmpegError, ValueError) as exc:
+            raise VideoError(path, f"cannot be decoded ({getattr(exc, 'strerror', None) or exc})") from None
         if last is None:
             raise VideoError(path, "no video frame could be decoded")
         rgb = last.to_ndarray(format="rgb24", interpolation=interpolation)

@@ -1,6 +1,8 @@
 """The figure of docs/own_videos.md, made from a synthetic video (``synthetic.py``): which frames stand for
 each second, the per-second VGGish examples of its audio, and how whole seconds become 10-second rows.
 
+Axis legend: D whole seconds, k = 16 samples per second, t 96 log-mel frames, m 64 mel bands.
+
     python -m examples.ave.extract.figure --out docs/own_videos_synthetic.png
 """
 

@@ -164,6 +164,11 @@ def extract_shard(ids: dict[str, Path], networks: Networks, options: Options, ra
             outcome.failures.append(str(exc))
             log(f"[{n}/{len(mine)}] FAILED {exc}", file=sys.stderr)
             continue
+        except Exception as exc:  # noqa: BLE001 - one strange file must not end a run over thousands
+            outcome.failures.append(f"{file}: unexpected {type(exc).__name__}: {exc} (a bug or an unusual file: "
+                                    "please report it)")
+            log(f"[{n}/{len(mine)}] FAILED {outcome.failures[-1]}", file=sys.stderr)
+            continue
         outcome.extracted += 1
         outcome.done.append(video_id)
         notes = f"; {'; '.join(summary.notes)}" if summary.notes else ""
@@ -271,6 +276,7 @@ def run(ids: dict[str, Path], networks: Networks, options: Options, log=print) -
         import torch.distributed as dist
 
         dist.barrier()
+        dist.destroy_process_group()
     return 1 if outcome.failures or not outcome.done else 0
 
 
