@@ -160,3 +160,21 @@ def test_an_ampersand_in_a_video_id_is_a_listed_failure(tmp_path, capsys):
     assert run(video_ids(list_videos([tmp_path / "rock&roll.mp4"])), networks, options) == 1
     assert "holds '&'" in capsys.readouterr().err
     assert torch.__version__  # the module's networks stay importable after a failed run
+
+
+def test_an_unexpected_error_on_one_video_is_a_listed_failure(tmp_path, capsys, monkeypatch):
+    from examples.ave.extract import run as run_module
+
+    write_video(tmp_path / "odd.mp4", 1.0)
+    out = tmp_path / "feats"
+    out.mkdir()
+
+    def odd(*args, **kwargs):
+        raise RuntimeError("an unusual stream")
+
+    monkeypatch.setattr(run_module, "extract_video", odd)
+    networks = stand_in_networks()
+    options = Options(out, CONVENTION, settings_of(CONVENTION, networks, "float32"))
+    assert run(video_ids(list_videos([tmp_path / "odd.mp4"])), networks, options) == 1
+    err = capsys.readouterr().err
+    assert "odd.mp4: unexpected RuntimeError: an unusual stream" in err and "nothing written" in err
