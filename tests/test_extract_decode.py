@@ -128,7 +128,7 @@ def test_a_tone_changes_exactly_its_seconds(tmp_path):
     assert examples.shape == (5, 96, 64) and embeddings.shape == (5, 128)
     for second in (0, 2, 4):
         assert torch.equal(examples[second], silent)
-        np.testing.assert_allclose(embeddings[second], embeddings[0], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(embeddings[second], embeddings[0], rtol=1e-4, atol=1e-6)
     assert not torch.allclose(examples[1], silent, atol=1.0)
     assert torch.equal(examples[1], examples[3])  # the same tone, resampled one second at a time
     assert np.abs(embeddings[1] - embeddings[0]).max() > 1e-2 * np.abs(embeddings[0]).max()
@@ -141,7 +141,7 @@ def test_a_silent_track_gives_vggishs_embedding_of_the_constant_patch(tmp_path):
     with torch.inference_mode():
         want = networks.audio(torch.full((1, 96, 64), math.log(0.01)))[0].double().numpy()
     for row in embeddings:  # the same 128 numbers every silent second: not zeros
-        np.testing.assert_allclose(row, want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(row, want, rtol=1e-4, atol=1e-6)  # float32, another batch size
     assert np.abs(want).max() > 0
 
 

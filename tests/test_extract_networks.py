@@ -108,22 +108,30 @@ def test_vgg19_on_one_224_frame_gives_7x7x512():
 
 
 def test_vggish_flattens_channels_last_and_keeps_its_final_relu():
-    model = random_filled(VGGish)
+    """Embedding j is made to read one cell (h, w, c) of the last map: it must be column (h*4 + w)*512 + c of
+    embeddings.0, TensorFlow's channels-last flatten; a bias of -1 on the last layer shows its ReLU."""
+    rng = np.random.default_rng(0)
+    cells = [(int(rng.integers(6)), int(rng.integers(4)), int(rng.integers(512))) for _ in range(128)]
     x = torch.randn(3, 96, 64)
     for final_relu in (True, False):
-        if not final_relu:  # the same weights without the last ReLU, as VGGish(final_relu=False) builds it
-            model.embeddings = model.embeddings[:-1]
+        model = torch.nn.utils.skip_init(VGGish, final_relu=final_relu).eval()
         with torch.no_grad():
-            maps = model.features(x[:, None]).double()  # (B, C, h, w) = (3, 512, 6, 4)
-            w = [model.embeddings[i].weight.double() for i in (0, 2, 4)]
-            b = [model.embeddings[i].bias.double() for i in (0, 2, 4)]
-            h = torch.relu(torch.einsum("bchw,ohwc->bo", maps, w[0].view(4096, 6, 4, 512)) + b[0])  # TF's order
-            want = torch.relu(h @ w[1].T + b[1]) @ w[2].T + b[2]
-            want = torch.relu(want) if final_relu else want
-            got = model(x).double()
-        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-        assert got.shape == (3, 128)
-        assert (got >= 0).all() if final_relu else (got < 0).any()
+            for p in model.parameters():
+                p.zero_()
+            for conv in model.features:
+                if isinstance(conv, torch.nn.Conv2d):
+                    conv.weight.normal_(0, (2 / conv.weight[0].numel()) ** 0.5)
+            for j, (h, w, c) in enumerate(cells):
+                model.embeddings[0].weight[j, (h * 4 + w) * 512 + c] = 1.0
+                model.embeddings[2].weight[j, j] = 1.0
+                model.embeddings[4].weight[j, j] = 1.0
+            model.embeddings[4].bias.fill_(-1.0)
+            maps = model.features(x[:, None])  # (B, C, h, w) = (3, 512, 6, 4), >= 0
+            picked = torch.stack([maps[:, c, h, w] for h, w, c in cells], dim=1)
+            got = model(x)
+        assert maps.shape == (3, 512, 6, 4) and got.shape == (3, 128)
+        assert torch.equal(got, torch.relu(picked - 1) if final_relu else picked - 1)
+        assert (got < 0).any() != final_relu
 
 
 def test_vggish_and_pca_files_load():
