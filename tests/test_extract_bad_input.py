@@ -13,6 +13,7 @@ import torch
 from test_extract_support import stand_in_networks
 
 from examples.ave.extract.convention import Convention
+from examples.ave.extract.decode import probe, scan
 from examples.ave.extract.errors import ConfigError, VideoError
 from examples.ave.extract.pipeline import extract_video, settings_of
 from examples.ave.extract.run import Options, list_videos, run, video_ids
@@ -78,6 +79,9 @@ def test_variable_frame_rate(tmp_path):
 def test_huge_resolution(tmp_path):
     path = write_video(tmp_path / "big.mp4", 1.0)
     fails(path, tmp_path, "resolution 256x96", "--max-pixels 10000", max_pixels=10_000)
+    info = probe(path)  # a header that states no size: the first decoded frame is checked
+    with pytest.raises(VideoError, match="resolution 256x96"):
+        scan(info, 44100, lambda chunk: None, decode_video=True, check_constant_rate=True, max_pixels=10_000)
 
 
 def test_unreadable_paths(tmp_path):

@@ -182,7 +182,7 @@ class Scan:
 
 
 def scan(info: VideoInfo, wav_rate: int, on_second: Callable[[np.ndarray], None], *, decode_video: bool,
-         check_constant_rate: bool) -> Scan:
+         check_constant_rate: bool, max_pixels: int = MAX_PIXELS) -> Scan:
     """One pass: every frame's timestamp (when ``decode_video``) and the audio, one second at a time."""
     av = _av()
     path = info.path
@@ -199,6 +199,8 @@ def scan(info: VideoInfo, wav_rate: int, on_second: Callable[[np.ndarray], None]
             for packet in container.demux(*[s for s in (v, a) if s is not None]):
                 for frame in packet.decode():
                     if packet.stream.type == "video":
+                        if not clock.times:  # the header may not state the size: check the first frame's
+                            check_size(path, frame.width, frame.height, max_pixels)
                         clock.add(frame.pts)
                     else:
                         _push_audio(chunker, resampler.resample(frame))

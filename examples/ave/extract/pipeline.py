@@ -238,7 +238,8 @@ def extract_video(path, target: Path, convention: Convention, networks: Networks
     index_rule_used = convention.frame_rule == "index"
     found = _timed_decode(timer, lambda: scan(
         info, convention.wav_rate, audio.add_second,
-        decode_video=not index_rule_used or convention.frame_count == "decoded", check_constant_rate=index_rule_used))
+        decode_video=not index_rule_used or convention.frame_count == "decoded", check_constant_rate=index_rule_used,
+        max_pixels=max_pixels))
     summary, selection = plan(info, found, convention)
     embeddings = audio.finish(found.audio_rest, summary.seconds)
     out = WorkFile(target)
