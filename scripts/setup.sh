@@ -3,7 +3,7 @@
 # if `import torch` fails there (a user's own CUDA build stays), then avattn with its extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-examples,dev}"
+extras="${1:-examples,video,dev}"
 if [ -n "${VIRTUAL_ENV:-}" ]; then
   py="$VIRTUAL_ENV/bin/python"
 else

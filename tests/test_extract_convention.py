@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
+from examples.ave.data.meta import META_DIR
 from examples.ave.extract import logmel
 from examples.ave.extract.convention import FLAGS, SEGMENT_SECONDS, WINDOW_SECONDS, Convention
 from examples.ave.extract.errors import ConfigError
 from examples.ave.extract.image import CAFFE_BGR_MEAN, SIZE
 from examples.ave.extract.release_stats import RELEASE_AUDIO, audio_mismatches, audio_stats
 from examples.ave.extract.vggish import audioset_postprocess
-from examples.cmran.data.meta import META_DIR
 
 
 def test_defaults_are_the_release_convention():

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from test_extract_support import stand_in_networks
 
+from examples.ave.data import AVEDataError, build_datasets, validate_release
+from examples.ave.data.meta import META_DIR
 from examples.ave.extract import run as run_module
 from examples.ave.extract.convention import Convention
 from examples.ave.extract.errors import ConfigError
@@ -22,8 +24,6 @@ from examples.ave.extract.run import Options, assign_splits, list_videos, run, v
 from examples.ave.extract.synthetic import write_video
 from examples.ave.extract.windows import windows
 from examples.ave.extract.work import read_features, work_path
-from examples.cmran.data import AVEDataError, build_datasets, validate_release
-from examples.cmran.data.meta import META_DIR
 
 CONVENTION = Convention(frames_per_second=2, wav_rate=16000)  # plumbing: no per-second resampling needed
 

@@ -26,6 +26,8 @@ SUBCOMMANDS = {
     "export-synthetic": ("export", "write the synthetic AVE data set in the real release's file layout"),
     "import-reference": ("import_reference", "convert a reference implementation's state dict into a run folder"),
     "sweep": ("sweep", "train named model/ablation families over seeds and tabulate mean and spread"),
+    "extract": ("extract.cli", "features of your own videos in the AVE convention (VGG-19 + VGGish), in the "
+                               "release layout every other command reads"),
 }
 
 

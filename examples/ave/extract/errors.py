@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from examples.cmran.config import ConfigError  # moves to examples.ave.config with the pipeline
+from examples.ave.checks import ConfigError
 
 __all__ = ["ConfigError", "VideoError", "WorkFolderError"]
 
