@@ -155,6 +155,8 @@ def check_input_dtypes(module: nn.Module, **inputs: object) -> None:
     dtypes are normal. Anything that is not a floating tensor is left to the shape checks. Static
     under ``torch.compile``; meta tensors pass.
     """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"module must be the torch.nn.Module whose parameters the inputs meet, got {type(module).__name__}")
     named = [pair for name, x in inputs.items() for pair in _floating(name, x)]
     if not named or autocast_enabled(named[0][1].device.type):
         return

@@ -1,7 +1,9 @@
 """Old names that keep working for one release: keywords, attributes and module-level names.
 
 Each use of an old name warns with a ``DeprecationWarning`` naming the new one; passing an old
-keyword together with its new name is a ``TypeError``. Removal is due in avattn 0.2.
+keyword together with its new name is a ``TypeError``. Removal is due in avattn 0.2. Inside
+``torch.compile`` (which cannot trace ``warnings.warn``) an old keyword is mapped without a warning,
+so ``fullgraph=True`` still holds; the eager call warns.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
+
+import torch
 
 REMOVED_IN = "avattn 0.2"
 _AVATTN_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -30,6 +34,8 @@ def _stacklevel() -> int:
 
 def warn_deprecated(old: str, new: str, what: str) -> None:
     """``DeprecationWarning``: ``what`` ``old`` is deprecated, use ``new``; attributed to the user's line."""
+    if torch.compiler.is_compiling():
+        return
     warnings.warn(
         f"{what} {old!r} is deprecated and will be removed in {REMOVED_IN}; use {new!r}",
         DeprecationWarning,
