@@ -6,6 +6,11 @@ Label values are checked where they enter: eagerly on CPU (the error names the l
 value, where it is and the valid range); on other devices, and under ``torch.compile``, with
 ``torch._assert_async``, which fails the run without a host sync on the hot path (on CUDA as a
 device-side assert that carries no value, so check labels on the CPU when loading them).
+``check_label_range`` (public as ``avattn.check_label_range``) is that check, for a model's own losses.
+
+Empty batches: every loss here is a mean, and a mean over nothing has no value (torch would return
+NaN and poison a running average), so an argument with an empty axis (B = 0, T = 0 or K = 0) is a
+``ValueError`` naming it. ``avps_target`` is a per-row map: B = 0 gives a (0, T) target.
 """
 
 from __future__ import annotations
@@ -14,32 +19,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .functional._validate import check_float_tensor
+from ._checks import (
+    check_float_dtype,
+    check_float_tensor,
+    check_label_range,
+    check_labels,
+    check_nonempty,
+    check_nonnegative_int,
+    check_positive,
+)
+
+__all__ = [
+    "BACKGROUND",
+    "avps_loss",
+    "avps_target",
+    "check_label_range",
+    "segment_cross_entropy",
+    "segment_soft_margin_loss",
+    "soft_target_bce_loss",
+    "supervised_localization_loss",
+    "weak_localization_loss",
+]
 
 BACKGROUND = 28
-
-
-def _check_labels(name: str, labels: object, shape: tuple[int, ...], layout: str) -> Tensor:
-    if not isinstance(labels, Tensor) or labels.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        got = labels.dtype if isinstance(labels, Tensor) else type(labels).__name__
-        raise TypeError(f"{name} must be an integer tensor {layout}, got {got}")
-    if tuple(labels.shape) != shape:
-        raise ValueError(f"{name} must have shape {layout} = {shape}, got {tuple(labels.shape)}")
-    return labels.long()
-
-
-def check_label_range(name: str, labels: Tensor, num_classes: int, *, background: int | None = None) -> None:
-    """Every label in ``0..num_classes-1``, or equal to ``background`` when one is given."""
-    valid = f"0..{num_classes - 1}" + ("" if background is None else f" or the background label {background}")
-    bad = (labels < 0) | (labels >= num_classes)
-    if background is not None:
-        bad = bad & (labels != background)
-    if labels.device.type != "cpu" or torch.compiler.is_compiling():
-        torch._assert_async(~bad.any(), f"{name} must be in {valid}")
-        return
-    if bad.any():
-        where = tuple(bad.nonzero()[0].tolist())
-        raise ValueError(f"{name} must be in {valid}, got {labels[where].item()} at index {where}")
 
 
 def supervised_localization_loss(
@@ -55,14 +57,15 @@ def supervised_localization_loss(
     Shapes: event_logits (B, T); class_logits (B, K); segment_labels (B, T) ints in [0, K) or
     ``background`` for background; video_labels (B,) ints in [0, K).
     """
-    check_float_tensor("event_logits", event_logits, 2, "(B, T)")
-    check_float_tensor("class_logits", class_logits, 2, "(B, K)")
+    check_nonempty("event_logits", check_float_tensor("event_logits", event_logits, 2, "(B, T)"), "(B, T)")
+    check_nonempty("class_logits", check_float_tensor("class_logits", class_logits, 2, "(B, K)"), "(B, K)")
     if class_logits.shape[0] != event_logits.shape[0]:
         raise ValueError(
             f"class_logits must have batch size {event_logits.shape[0]} like event_logits, got {tuple(class_logits.shape)}"
         )
-    segment_labels = _check_labels("segment_labels", segment_labels, tuple(event_logits.shape), "(B, T)")
-    video_labels = _check_labels("video_labels", video_labels, (event_logits.shape[0],), "(B,)")
+    background = check_nonnegative_int("background", background)
+    segment_labels = check_labels("segment_labels", segment_labels, tuple(event_logits.shape), "(B, T)")
+    video_labels = check_labels("video_labels", video_labels, (event_logits.shape[0],), "(B,)")
     num_classes = class_logits.shape[1]
     check_label_range("segment_labels", segment_labels, num_classes, background=background)
     check_label_range("video_labels", video_labels, num_classes)
@@ -83,8 +86,8 @@ def weak_localization_loss(
     Shapes: video_scores (B, K+1); video_labels (B,) ints in [0, K+1). ``num_classes``, if
     given, must equal K+1.
     """
-    check_float_tensor("video_scores", video_scores, 2, "(B, K+1)")
-    video_labels = _check_labels("video_labels", video_labels, (video_scores.shape[0],), "(B,)")
+    check_nonempty("video_scores", check_float_tensor("video_scores", video_scores, 2, "(B, K+1)"), "(B, K+1)")
+    video_labels = check_labels("video_labels", video_labels, (video_scores.shape[0],), "(B,)")
     if num_classes is not None and num_classes != video_scores.shape[1]:
         raise ValueError(
             f"num_classes must equal the class axis of video_scores {tuple(video_scores.shape)}, got {num_classes!r}"
@@ -96,8 +99,8 @@ def weak_localization_loss(
 
 
 def _check_segment_scores(name: str, scores: object, segment_labels: object) -> tuple[Tensor, Tensor]:
-    check_float_tensor(name, scores, 3, "(B, T, K)")
-    labels = _check_labels("segment_labels", segment_labels, tuple(scores.shape[:2]), "(B, T)")
+    check_nonempty(name, check_float_tensor(name, scores, 3, "(B, T, K)"), "(B, T, K)")
+    labels = check_labels("segment_labels", segment_labels, tuple(scores.shape[:2]), "(B, T)")
     check_label_range("segment_labels", labels, scores.shape[-1])
     return scores, labels
 
@@ -129,17 +132,21 @@ def avps_target(segment_labels: Tensor, *, background: int = BACKGROUND, dtype: 
     video's event class, 0 elsewhere; a video with no event segment gets ``1/T`` everywhere.
 
     The video's class is its smallest non-background segment label (AVE videos have one event
-    class). Each row sums to 1. Shapes: segment_labels (B, T) ints in [0, background] -> (B, T) floats (``dtype``,
-    default torch's default dtype).
+    class). Each row sums to 1. Shapes: segment_labels (B, T >= 1) ints in [0, background] -> (B, T)
+    floats (``dtype``: a floating dtype, default torch's default dtype); B = 0 gives a (0, T) target.
     """
     if isinstance(segment_labels, Tensor) and segment_labels.dim() != 2:
         raise ValueError(f"segment_labels must have shape (B, T), got {tuple(segment_labels.shape)}")
-    labels = _check_labels("segment_labels", segment_labels, tuple(getattr(segment_labels, "shape", ())), "(B, T)")
+    labels = check_labels("segment_labels", segment_labels, tuple(getattr(segment_labels, "shape", ())), "(B, T)")
+    if labels.shape[1] == 0:
+        raise ValueError(f"segment_labels must have at least one segment (B, T >= 1), got {tuple(labels.shape)}")
+    background = check_nonnegative_int("background", background)
+    dtype = torch.get_default_dtype() if dtype is None else check_float_dtype("dtype", dtype)
     check_label_range("segment_labels", labels, background, background=background)
     is_event = labels != background
     video_class = torch.where(is_event, labels, torch.iinfo(labels.dtype).max).amin(dim=1, keepdim=True)
     video_class = torch.where(is_event.any(dim=1, keepdim=True), video_class, background)
-    chosen = (labels == video_class).to(dtype or torch.get_default_dtype())
+    chosen = (labels == video_class).to(dtype)
     return chosen / chosen.sum(dim=1, keepdim=True)
 
 
@@ -152,9 +159,10 @@ def avps_loss(visual: Tensor, audio: Tensor, target: Tensor, *, eps: float = 1e-
 
     Shapes: visual (B, T, E), audio (B, T, E) (PSP's normalised streams); target (B, T) -> ().
     """
-    check_float_tensor("visual", visual, 3, "(B, T, E)")
+    check_nonempty("visual", check_float_tensor("visual", visual, 3, "(B, T, E)"), "(B, T, E)")
     check_float_tensor("audio", audio, 3, "(B, T, E)")
     check_float_tensor("target", target, 2, "(B, T)")
+    eps = check_positive("eps", eps)
     if audio.shape != visual.shape:
         raise ValueError(f"audio must have the shape of visual {tuple(visual.shape)}, got {tuple(audio.shape)}")
     if target.shape != visual.shape[:2]:
@@ -172,7 +180,7 @@ def soft_target_bce_loss(video_probs: Tensor, target: Tensor) -> Tensor:
 
     Shapes: video_probs (B, K) in [0, 1]; target (B, K) in [0, 1] -> ().
     """
-    check_float_tensor("video_probs", video_probs, 2, "(B, K)")
+    check_nonempty("video_probs", check_float_tensor("video_probs", video_probs, 2, "(B, K)"), "(B, K)")
     check_float_tensor("target", target, 2, "(B, K)")
     if target.shape != video_probs.shape:
         raise ValueError(f"target must have the shape of video_probs {tuple(video_probs.shape)}, got {tuple(target.shape)}")

@@ -1,6 +1,9 @@
 """Segment predictions and accuracy (the 0.5 rule; background = 28).
 
 Axis legend: b batch, t segments, k classes.
+
+Predictions are per-segment maps: B = 0 gives a (0, T) result. ``segment_accuracy`` is a mean, and
+a mean over no segment has no value: empty predictions are a ``ValueError`` (not NaN).
 """
 
 from __future__ import annotations
@@ -8,8 +11,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .functional._validate import check_float_tensor
-from .losses import BACKGROUND, check_label_range
+from ._checks import (
+    check_float_tensor,
+    check_integer_tensor,
+    check_label_range,
+    check_nonempty,
+    check_nonnegative_int,
+)
+from .losses import BACKGROUND
 
 
 def predict_segments(event_logits: Tensor, class_logits: Tensor, *, background: int = BACKGROUND) -> Tensor:
@@ -24,20 +33,29 @@ def predict_segments(event_logits: Tensor, class_logits: Tensor, *, background: 
         raise ValueError(
             f"class_logits must have batch size {event_logits.shape[0]} like event_logits, got {tuple(class_logits.shape)}"
         )
+    if class_logits.shape[1] == 0:
+        raise ValueError(f"class_logits must have at least one class (B, K >= 1), got {tuple(class_logits.shape)}")
+    background = check_nonnegative_int("background", background)
     category = class_logits.argmax(dim=-1, keepdim=True).expand_as(event_logits)
     return torch.where(event_logits > 0, category, torch.full_like(category, background))
 
 
 def segment_accuracy(predictions: Tensor, segment_labels: Tensor, *, background: int = BACKGROUND) -> Tensor:
-    """Fraction of segments whose predicted label equals the true one. Shapes: (B, T), (B, T) -> ().
+    """Fraction of segments whose predicted label equals the true one.
 
+    Shapes: predictions (B, T), segment_labels (B, T), integer tensors -> () float32. At least one
+    segment (B, T >= 1): an empty pair is a ``ValueError``, since the accuracy of nothing has no value.
     ``segment_labels`` must be event classes ``0..background-1`` or ``background`` (checked as in
     ``avattn.losses``: eagerly on CPU, ``torch._assert_async`` elsewhere).
     """
+    check_integer_tensor("predictions", predictions, "(B, T)")
+    check_integer_tensor("segment_labels", segment_labels, "(B, T)")
     if predictions.shape != segment_labels.shape:
         raise ValueError(
             f"predictions and segment_labels must have the same shape (B, T), got {tuple(predictions.shape)} and {tuple(segment_labels.shape)}"
         )
+    check_nonempty("predictions", predictions, "(B, T)")
+    background = check_nonnegative_int("background", background)
     check_label_range("segment_labels", segment_labels, background, background=background)
     return (predictions == segment_labels).float().mean()
 

@@ -47,7 +47,7 @@ def test_module_eval_identity_and_errors():
     x = torch.randn(5, 7)
     assert torch.equal(m.eval()(x), x)
     assert torch.equal(avattn.bit_dropout(x, 0.0), x)
-    with pytest.raises(ValueError, match=r"p must be in \[0, 1\), got 1.0"):
+    with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\), got 1.0"):
         avattn.BitDropout(1.0)
     assert "p=0.2" in repr(m)
 

@@ -232,7 +232,7 @@ def test_compiles_fullgraph_under_bf16_autocast():
     ((2, 3, 7, 7, C_IN + 1), (2, 3, A), 0.2, r"visual must have 24 channels last.*got \(2, 3, 7, 7, 25\)"),
     ((2, 3, 7, 7, C_IN), (2, 4, A), 0.2, r"audio must share \(B, T\) = \(2, 3\) with visual, got \(2, 4, 8\)"),
     ((2, 3, 7, 7, C_IN), (2, 3, A + 1), 0.2, r"audio must have shape \(B, T, 8\), got \(2, 3, 9\)"),
-    ((2, 3, 7, 7, C_IN), (2, 3, A), 1.0, r"dropout must be in \[0, 1\), got 1.0"),
+    ((2, 3, 7, 7, C_IN), (2, 3, A), 1.0, r"dropout must be a number in \[0, 1\), got 1.0"),
 ])
 def test_bad_inputs_name_the_argument(visual, audio, dropout, match):
     proj, agsca = _layers(torch.float32)

@@ -36,3 +36,25 @@ def test_import_does_not_import_triton():
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "False"
+
+
+BLOCK_NUMPY = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "numpy" or name.startswith("numpy."):
+            raise ModuleNotFoundError("No module named 'numpy' (blocked by test)", name="numpy")
+sys.meta_path.insert(0, Block())
+import torch, avattn
+q = torch.randn(2, 3, 16)
+out = avattn.CrossModalRelationAttention(16, 2)(q, [q])
+v = avattn.AGSCA(16, 8)(torch.rand(2, 3, 4, 16), torch.rand(2, 3, 8))
+print("numpy" in sys.modules, tuple(out.shape), tuple(v.shape))
+"""
+
+
+def test_import_and_layers_work_without_numpy():
+    """numpy is no dependency of the library (the examples and tests extras bring it)."""
+    res = subprocess.run([sys.executable, "-c", BLOCK_NUMPY], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["False", "(2,", "3,", "16)", "(2,", "3,", "16)"]

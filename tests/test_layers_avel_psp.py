@@ -149,7 +149,7 @@ def dmrn_equations(m, v, a, swap):
     def u(seq, x):
         return seq[2](torch.tanh(seq[0](x)))
 
-    for _ in range(m.num_blocks):
+    for _ in range(m.num_layers):
         merged = (u(m.visual_transform, v) + u(m.audio_transform, a)) * 0.5
         if swap:
             v, a = torch.tanh(a + merged), torch.tanh(v + merged)
@@ -159,9 +159,9 @@ def dmrn_equations(m, v, a, swap):
 
 
 @pytest.mark.parametrize("B,T", SHAPES)
-@pytest.mark.parametrize("num_blocks,swap", [(1, True), (2, True), (3, False)])
-def test_dmrn_matches_equations(B, T, num_blocks, swap):
-    m = avattn.DMRN(6, num_blocks=num_blocks, swap_residuals=swap, dtype=D)
+@pytest.mark.parametrize("num_layers,swap", [(1, True), (2, True), (3, False)])
+def test_dmrn_matches_equations(B, T, num_layers, swap):
+    m = avattn.DMRN(6, num_layers=num_layers, swap_residuals=swap, dtype=D)
     v, a = rand(B, T, 6), rand(B, T, 6)
     assert_same_forward_and_grads(m, lambda v, a: dmrn_equations(m, v, a, swap), [v, a], list(m.parameters()))
 
@@ -172,14 +172,14 @@ def test_dmrn_residual_order_matters_only_beyond_one_block():
     one_paper = avattn.DMRN(6, swap_residuals=False, dtype=D)
     one_paper.load_state_dict(one.state_dict())
     torch.testing.assert_close(one(v, a), one_paper(v, a))
-    two = avattn.DMRN(6, num_blocks=2, dtype=D)
-    two_paper = avattn.DMRN(6, num_blocks=2, swap_residuals=False, dtype=D)
+    two = avattn.DMRN(6, num_layers=2, dtype=D)
+    two_paper = avattn.DMRN(6, num_layers=2, swap_residuals=False, dtype=D)
     two_paper.load_state_dict(two.state_dict())
     assert (two(v, a) - two_paper(v, a)).abs().max() > 1e-3
 
 
 def test_dmrn_gradcheck():
-    m = avattn.DMRN(4, num_blocks=2, dtype=D)
+    m = avattn.DMRN(4, num_layers=2, dtype=D)
     assert torch.autograd.gradcheck(m, (rand(1, 3, 4), rand(1, 3, 4)))
 
 
@@ -332,7 +332,7 @@ def test_psp_float32_error_within_plain_torch_float32_error(variant):
 
 
 def test_dmrn_bfloat16_error_within_plain_torch_bfloat16_error():
-    m64 = avattn.DMRN(32, num_blocks=2, dtype=D)
+    m64 = avattn.DMRN(32, num_layers=2, dtype=D)
     v, a = rand(3, 10, 32, grad=False), rand(3, 10, 32, grad=False)
     truth = m64(v, a)
     m16 = copy.deepcopy(m64).bfloat16()
@@ -485,7 +485,7 @@ def test_weak_model_losses_name_a_video_label_out_of_range(model):
         (lambda: avattn.BiLSTMEncoder(8, num_layers=0), r"num_layers must be an integer >= 1, got 0"),
         (lambda: avattn.BiLSTMEncoder(8, bias=1), r"bias must be True or False, got 1"),
         (lambda: avattn.DMRN(-1), r"dim must be an integer >= 1, got -1"),
-        (lambda: avattn.DMRN(8, num_blocks=0), r"num_blocks must be an integer >= 1, got 0"),
+        (lambda: avattn.DMRN(8, num_layers=0), r"num_layers must be an integer >= 1, got 0"),
         (lambda: avattn.DMRN(8, swap_residuals="yes"), r"swap_residuals must be True or False, got 'yes'"),
         (lambda: avattn.PositiveSamplePropagation(True), r"dim must be an integer >= 1, got True"),
         (
@@ -507,7 +507,7 @@ def test_weak_model_losses_name_a_video_label_out_of_range(model):
             lambda: avattn.PositiveSamplePropagation(8, norm_eps=float("nan")),
             r"norm_eps must be a finite number > 0, got nan",
         ),
-        (lambda: avattn.SegmentClassifier(0), r"in_dim must be an integer >= 1, got 0"),
+        (lambda: avattn.SegmentClassifier(0), r"input_dim must be an integer >= 1, got 0"),
         (lambda: avattn.SegmentClassifier(8, 0), r"num_classes must be an integer >= 1, got 0"),
         (lambda: avattn.SegmentClassifier(8, hidden_dim=0), r"hidden_dim must be an integer >= 1, got 0"),
         (lambda: avattn.SegmentClassifier(8, bias=None), r"bias must be True or False, got None"),
@@ -644,7 +644,7 @@ def test_call_errors_name_the_argument(call, exc, pattern):
 
 COMPILE_CASES = {
     "BiLSTMEncoder": lambda: (avattn.BiLSTMEncoder(12, 8, num_layers=2), (torch.randn(3, 7, 12),)),
-    "DMRN": lambda: (avattn.DMRN(16, num_blocks=2), (torch.randn(3, 7, 16), torch.randn(3, 7, 16))),
+    "DMRN": lambda: (avattn.DMRN(16, num_layers=2), (torch.randn(3, 7, 16), torch.randn(3, 7, 16))),
     "PSP-supervised": lambda: (avattn.PositiveSamplePropagation(16), (torch.randn(3, 10, 16), torch.randn(3, 10, 16))),
     "PSP-weak": lambda: (
         avattn.PositiveSamplePropagation(16, variant="weak"),

@@ -102,7 +102,7 @@ def test_itr_matches_equation(num_layers):
 
 @pytest.mark.parametrize("variant", ["cmra", "self", "co", "feature_concat", "none"])
 def test_relation_aware_module_variants(variant):
-    ram = avattn.RelationAwareModule(12, 10, 16, variant=variant, itr_layers=1, num_heads=2, ffn_dim=24, dtype=D).eval()
+    ram = avattn.RelationAwareModule(12, 10, 16, variant=variant, num_layers=1, num_heads=2, ffn_dim=24, dtype=D).eval()
     x, other = torch.randn(2, 5, 12, dtype=D), torch.randn(2, 5, 10, dtype=D)
     q = lin(ram.query_proj, x)
     if variant == "none":

@@ -18,7 +18,7 @@ def _layers(dropout, impl):
         "interaction": avattn.AudioVideoInteraction(16, 2, dropout=dropout, dropout_impl=impl, dtype=D),
         "itr": avattn.InternalTemporalRelation(12, 16, num_layers=2, ffn_dim=24, dropout=dropout, dropout_impl=impl,
                                                dtype=D),
-        "relation_aware": avattn.RelationAwareModule(12, 8, 16, ffn_dim=24, itr_layers=1, dropout=dropout,
+        "relation_aware": avattn.RelationAwareModule(12, 8, 16, ffn_dim=24, num_layers=1, dropout=dropout,
                                                      dropout_impl=impl, dtype=D),
     }
 
@@ -96,5 +96,5 @@ def test_relation_layer_bit_compiles_fullgraph():
 def test_bad_dropout_impl_names_the_argument(cls):
     args = {avattn.InternalTemporalRelation: (8, 16), avattn.RelationAwareModule: (8, 8, 16),
             avattn.FeedForward: (16, 32)}.get(cls, (16, 4))
-    with pytest.raises(ValueError, match=r"dropout_impl must be one of \('torch', 'bit'\), got 'fast'"):
+    with pytest.raises(ValueError, match=r"dropout_impl must be one of \('bit', 'torch'\), got 'fast'"):
         cls(*args, dropout_impl="fast")

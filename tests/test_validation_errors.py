@@ -90,7 +90,7 @@ def test_loss_and_metric_errors():
     with pytest.raises(TypeError, match=r"video_labels must be an integer tensor"):
         avattn.supervised_localization_loss(s, c, torch.zeros(2, 10, dtype=torch.long), torch.zeros(2))
     with pytest.raises(ValueError, match=r"predictions and segment_labels must have the same shape"):
-        avattn.segment_accuracy(torch.zeros(2, 10), torch.zeros(2, 9))
+        avattn.segment_accuracy(torch.zeros(2, 10, dtype=torch.long), torch.zeros(2, 9, dtype=torch.long))
     with pytest.raises(ValueError, match=r"class_logits must have batch size 2"):
         avattn.predict_segments(s, torch.randn(3, 28))
 
@@ -151,7 +151,7 @@ MIXED_DTYPES = {
     ),
     "AudioVideoInteraction": (
         lambda: avattn.AudioVideoInteraction(16, 2), lambda: (_seq(F64), _seq(F32)),
-        r"audio has dtype torch.float32 but video has dtype torch.float64",
+        r"audio has dtype torch.float32 but visual has dtype torch.float64",
     ),
     "ITR": (
         lambda: avattn.InternalTemporalRelation(12, 16, num_heads=2, ffn_dim=32), lambda: (_seq(F64, 12),),
@@ -223,9 +223,9 @@ def test_mixed_dtypes_pass_under_autocast():
         (lambda: avattn.FeedForward(16, 0), r"hidden_dim must be an integer >= 1, got 0"),
         (lambda: avattn.InternalTemporalRelation(12, 16, num_heads=3), r"num_heads must divide dim=16, got num_heads=3"),
         (lambda: avattn.InternalTemporalRelation(12, 16, num_layers=-1), r"num_layers must be an integer >= 0, got -1"),
-        (lambda: avattn.InternalTemporalRelation(0, 16), r"in_dim must be an integer >= 1, got 0"),
+        (lambda: avattn.InternalTemporalRelation(0, 16), r"input_dim must be an integer >= 1, got 0"),
         (lambda: avattn.InternalTemporalRelation(12, 16, num_layers=0, dropout=2), r"dropout must be a number in \[0, 1\), got 2"),
-        (lambda: avattn.RelationAwareModule(8, 12, 16, itr_layers=-1), r"itr_layers must be an integer >= 0, got -1"),
+        (lambda: avattn.RelationAwareModule(8, 12, 16, num_layers=-1), r"num_layers must be an integer >= 0, got -1"),
         (lambda: avattn.RelationAwareModule(8, 12, 16, variant="none", backend="x"), r"backend must be one of .*got 'x'"),
         (lambda: avattn.RelationAwareModule(8, 0, 16), r"other_dim must be an integer >= 1, got 0"),
         (lambda: avattn.AudioVideoInteraction(16, 2, variant="none", dropout=1.5), r"dropout must be a number in \[0, 1\)"),
@@ -290,7 +290,7 @@ def test_empty_cell_axis_is_an_error_naming_visual(name, cells):
         (lambda: avattn.WeakLocalizationHead(16)(_seq(F32, t=0)), r"x must have at least one time step"),
         (lambda: avattn.InternalTemporalRelation(12, 16, num_heads=2, ffn_dim=32)(_seq(F32, 12, t=0)), r"x must have at least one time step .* got \(2, 0, 12\)"),
         (lambda: avattn.RelationAwareModule(8, 12, 16, num_heads=2, ffn_dim=32)(_seq(F32, 8, t=0), _seq(F32, 12, t=0)), r"x must have at least one time step"),
-        (lambda: avattn.AudioVideoInteraction(16, 2)(_seq(F32, t=0), _seq(F32, t=0)), r"video must have at least one time step"),
+        (lambda: avattn.AudioVideoInteraction(16, 2)(_seq(F32, t=0), _seq(F32, t=0)), r"visual must have at least one time step"),
         (lambda: avattn.CrossModalRelationAttention(16, 2)(_seq(F32), [_seq(F32), _seq(F32, t=0)]), r"memory\[1\] must have at least one time step"),
         (lambda: avattn.RelationLayer(16, 2, ffn_dim=32)(_seq(F32), [_seq(F32, t=0)]), r"memory\[0\] must have at least one time step"),
     ],

@@ -1,4 +1,10 @@
-"""Functional attention API: ``cmra_attention`` and its backends."""
+"""Functional attention API: ``cmra_attention`` and its backends.
+
+``BACKENDS``: every value of a ``backend`` argument (``"auto"``, ``"reference"``, ``"sdpa"``,
+``"triton"``), for an option's choices; ``AUTO_ORDER``: the order in which ``"auto"`` tries them;
+``SUPPORT``: what each one serves. ``reference_attention`` and ``sdpa_attention`` are the backends
+themselves and take checked input: call ``cmra_attention`` for the checks.
+"""
 
 from .attention import cmra_attention
 from .backends import AUTO_ORDER, BACKENDS, SUPPORT, BackendSupport, select_backend

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
-from ._validate import validate_attention_inputs, validate_options
+from .._checks import validate_attention_inputs, validate_options
 from .backends import RUN, select_backend
 
 
@@ -35,14 +35,19 @@ def cmra_attention(
             are all padded returns zeros.
         scale: logit scale, a finite positive number (numpy scalars too); default ``Dh ** -0.5``.
         dropout_p: dropout on the attention weights (pass 0.0 in eval mode).
-        return_weights: also return the pre-dropout weights (B, H, Tq, sum Tk_i).
-        backend: "auto" (fastest that can serve), "reference", "sdpa" or "triton".
+        return_weights: True or False (any other value is refused); True also returns the
+            pre-dropout weights (B, H, Tq, sum Tk_i).
+        backend: one of ``BACKENDS``: "auto" (the first of ``AUTO_ORDER`` that can serve),
+            "reference", "sdpa" or "triton".
 
     Returns:
         (B, Tq, H, Dh), or ``(out, weights)`` when ``return_weights``.
+
+    Shapes and options are checked before any work, from shapes and dtypes alone (no ``.item()``):
+    meta tensors and ``torch.compile`` see no host sync. B = 0 or Tq = 0 give an empty output.
     """
     validate_attention_inputs(query, keys, values, key_padding_masks)
-    scale, dropout_p = validate_options(scale, dropout_p)
+    scale, dropout_p = validate_options(scale, dropout_p, return_weights)
     name = select_backend(backend, query, keys, values, key_padding_masks, dropout_p, return_weights)
     out, weights = RUN[name](query, keys, values, key_padding_masks, scale, dropout_p, return_weights)
     return (out, weights) if return_weights else out

@@ -2,6 +2,9 @@
 
 Each backend answers ``why_not(...)`` with ``None`` when it can serve a call, or a sentence
 that says why not. ``"auto"`` takes the first of ``AUTO_ORDER`` that can serve.
+
+``BACKENDS`` is every value the ``backend`` argument accepts, ``"auto"`` first: the choices of a
+``--backend`` option. ``AUTO_ORDER`` is the concrete backends in the order ``"auto"`` tries them.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .._checks import check_choice
 from .reference import reference_attention
 from .sdpa import sdpa_attention
 
-BACKENDS = ("reference", "sdpa", "triton")
-AUTO_ORDER = ("triton", "sdpa", "reference")
+BACKENDS: tuple[str, ...] = ("auto", "reference", "sdpa", "triton")
+AUTO_ORDER: tuple[str, ...] = ("triton", "sdpa", "reference")
 
 
 @dataclass(frozen=True)
@@ -124,10 +128,8 @@ RUN = {"reference": _run_reference, "sdpa": _run_sdpa, "triton": _run_triton}
 
 
 def check_backend_name(name: str, backend: object) -> str:
-    """``backend`` must be "auto" or one of ``BACKENDS``; ``name`` is the argument's name in the message."""
-    if not isinstance(backend, str) or backend not in ("auto",) + BACKENDS:
-        raise ValueError(f"{name} must be one of {('auto',) + BACKENDS}, got {backend!r}")
-    return backend
+    """``backend`` must be one of ``BACKENDS``; ``name`` is the argument's name in the message."""
+    return check_choice(name, backend, BACKENDS)
 
 
 def select_backend(

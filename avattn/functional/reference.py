@@ -42,6 +42,8 @@ def reference_attention(
     """softmax(scale * q k^T) v over the time-concatenated memory.
 
     Shapes: query (b, q, h, d); keys/values[i] (b, k_i, h, d); masks[i] (b, k_i) or None.
+    The inputs are not checked here (a backend runs on what ``cmra_attention`` has checked): call
+    ``cmra_attention(..., backend="reference")`` for checked input and clear errors.
     Returns the output (b, q, h, d) and, if asked, the pre-dropout weights (b, h, q, sum k_i).
     A batch row whose keys are all padded gets zero output and zero weights.
 

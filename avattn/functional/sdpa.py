@@ -23,6 +23,7 @@ def sdpa_attention(
     dropout_p: float = 0.0,
 ) -> Tensor:
     """Same contract as ``reference_attention`` (no weights), NaN semantics included. Returns (b, q, h, d).
+    Unchecked inputs, as ``reference_attention``'s: ``cmra_attention(..., backend="sdpa")`` checks them.
 
     Torch's CPU kernel writes zeros for a query row holding NaN; adding ``0 * sum(query row)``
     (one cheap reduction, no host sync) gives NaN there, as the reference does.

@@ -1,12 +1,14 @@
 """avattn layers: one concept per file."""
 
+from .._deprecation import module_getattr
 from .agsca import AGSCA, AGSCAWeights, AudioGuidedChannelAttention, AudioGuidedSpatialAttention
 from .agva import AGVA, SpatialAverage
 from .av_interaction import INTERACTION_VARIANTS, AudioVideoInteraction
 from .bilstm import BiLSTMEncoder
-from .cmra import AttentionMaps, CrossModalRelationAttention, FeatureConcatCMRA
+from .cmra import AttentionWeights, CrossModalRelationAttention, FeatureConcatCMRA
 from .dmrn import DMRN
-from .dropout import BitDropout, bit_dropout
+from .dropout import DROPOUT_IMPLS, BitDropout, bit_dropout
+from .fused_visual import fused_projected_agsca
 from .heads import SupervisedLocalizationHead, SupervisedOutput, WeakLocalizationHead, WeakOutput
 from .psp import PSP_VARIANTS, PositiveSamplePropagation, PSPOutput, PSPWeights
 from .relation_aware import CMRA_VARIANTS, RelationAwareModule
@@ -19,13 +21,14 @@ __all__ = [
     "AGSCA",
     "AGSCAWeights",
     "AGVA",
-    "AttentionMaps",
+    "AttentionWeights",
     "AudioGuidedChannelAttention",
     "AudioGuidedSpatialAttention",
     "AudioVideoInteraction",
     "BitDropout",
     "CMRA_VARIANTS",
     "CrossModalRelationAttention",
+    "DROPOUT_IMPLS",
     "FeatureConcatCMRA",
     "FeedForward",
     "INTERACTION_VARIANTS",
@@ -38,6 +41,7 @@ __all__ = [
     "WeakLocalizationHead",
     "WeakOutput",
     "bit_dropout",
+    "fused_projected_agsca",
     # AVEL and PSP
     "BiLSTMEncoder",
     "DMRN",
@@ -49,3 +53,6 @@ __all__ = [
     "TemporalWeightingHead",
     "WeightedSegmentOutput",
 ]
+
+# Old names, for one release (DeprecationWarning naming the new one).
+__getattr__ = module_getattr("avattn.layers", {"AttentionMaps": ("AttentionWeights", AttentionWeights)})

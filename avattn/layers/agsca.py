@@ -9,10 +9,12 @@ from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+from einops import rearrange
 from torch import Tensor
 
-from ._checks import (
+from .._checks import (
     check_divisor,
+    check_flag,
     check_input_dtypes,
     check_positive_int,
     check_same_batch_time,
@@ -30,8 +32,8 @@ class AGSCAWeights(NamedTuple):
 
 
 def _cells(visual: Tensor) -> Tensor:
-    """(B, T, H, W, C) or (B, T, N, C) -> (B, T, N, C)."""
-    return visual.flatten(2, 3) if visual.dim() == 5 else visual
+    """(B, T, H, W, C) or (B, T, N, C) -> (B, T, N, C), a view where the layout allows."""
+    return rearrange(visual, "b t ... c -> b t (...) c")
 
 
 class AudioGuidedChannelAttention(nn.Module):
@@ -65,6 +67,13 @@ class AudioGuidedChannelAttention(nn.Module):
         return torch.sigmoid(self.excite(torch.relu(self.squeeze(joint))))
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        """Scale each visual channel by ``M_c + 1``, its agreement with the audio.
+
+        Axes: B batch, T segments, H x W (or N) spatial cells, C visual_dim, A audio_dim.
+        Shapes: visual (B, T, H, W, C) or (B, T, N, C); audio (B, T, A) -> the visual's shape.
+        return_weights=True: ``(out, gates)``, the gates M_c (B, T, C) in (0, 1).
+        """
+        check_flag("return_weights", return_weights)
         gates = self.gates(visual, audio)
         scale = (gates + 1).unsqueeze(2)
         out = visual * (scale.unsqueeze(2) if visual.dim() == 5 else scale)
@@ -91,6 +100,13 @@ class AudioGuidedSpatialAttention(nn.Module):
         self.score = nn.Linear(hidden_dim, 1, **kw)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        """Pool the visual cells of each segment with audio-guided softmax weights.
+
+        Axes: B batch, T segments, H x W (or N) spatial cells, C visual_dim, A audio_dim.
+        Shapes: visual (B, T, H, W, C) or (B, T, N, C); audio (B, T, A) -> (B, T, C).
+        return_weights=True: ``(out, weights)``, the softmax over cells M_s (B, T, H, W) or (B, T, N).
+        """
+        check_flag("return_weights", return_weights)
         check_input_dtypes(self, visual=visual, audio=audio)
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
@@ -125,6 +141,13 @@ class AGSCA(nn.Module):
         self.spatial = AudioGuidedSpatialAttention(visual_dim, audio_dim, hidden_dim=hidden_dim, **kw)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        """Channel attention, then spatial attention on the gated map: one feature per segment.
+
+        Axes: B batch, T segments, H x W (or N) spatial cells, C visual_dim, A audio_dim.
+        Shapes: visual (B, T, H, W, C) or (B, T, N, C); audio (B, T, A) -> (B, T, C).
+        return_weights=True: ``(out, AGSCAWeights(channel (B, T, C), spatial (B, T, H, W) or (B, T, N)))``.
+        """
+        check_flag("return_weights", return_weights)
         check_input_dtypes(self, visual=visual, audio=audio)
         gated, channel = self.channel(visual, audio, return_weights=True)
         out, spatial = self.spatial(gated, audio, return_weights=True)

@@ -9,11 +9,13 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import (
+from .._checks import (
+    check_flag,
     check_input_dtypes,
     check_positive_int,
     check_same_batch_time,
     check_sequence_features,
+    check_tensor,
     check_visual_map,
 )
 from .agsca import _cells
@@ -46,6 +48,7 @@ class AGVA(nn.Module):
         visual_dim, audio_dim = check_positive_int("visual_dim", visual_dim), check_positive_int("audio_dim", audio_dim)
         hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         attention_dim = check_positive_int("attention_dim", attention_dim)
+        audio_along_cells = check_flag("audio_along_cells", audio_along_cells)
         self.visual_dim, self.audio_dim = visual_dim, audio_dim
         self.attention_dim, self.audio_along_cells = attention_dim, audio_along_cells
         self.visual_hidden = nn.Linear(visual_dim, hidden_dim, **kw)
@@ -55,6 +58,13 @@ class AGVA(nn.Module):
         self.score = nn.Linear(attention_dim, 1, bias=False, **kw)
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        """Pool the raw visual cells of each segment with audio-guided softmax weights.
+
+        Axes: B batch, T segments, H x W (or N) spatial cells, C visual_dim, A audio_dim.
+        Shapes: visual (B, T, H, W, C) or (B, T, N, C); audio (B, T, A) -> (B, T, C).
+        return_weights=True: ``(out, weights)``, the softmax over cells alpha (B, T, H, W) or (B, T, N).
+        """
+        check_flag("return_weights", return_weights)
         check_input_dtypes(self, visual=visual, audio=audio)
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
@@ -77,7 +87,7 @@ class SpatialAverage(nn.Module):
     """The "without AGSCA" ablation: mean over cells. Same call signature as AGSCA and AGVA.
 
     Shapes: visual (B, T, H, W, C) or (B, T, N, C); audio (B, T, A), unused -> (B, T, C).
-    No parameters and the audio unused: its dtype is not checked.
+    No parameters and the audio unused: its shape is checked (a tensor (B, T, A)), not its dtype.
     """
 
     def __init__(self, visual_dim: int = 512, audio_dim: int = 128, *, device=None, dtype=None) -> None:
@@ -86,7 +96,17 @@ class SpatialAverage(nn.Module):
         self.visual_dim, self.audio_dim = visual_dim, audio_dim
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        """The mean over cells; the audio is only checked, so that AGSCA and AGVA can be swapped in.
+
+        Axes: B batch, T segments, H x W (or N) spatial cells, C visual_dim, A audio_dim.
+        Shapes: visual (B, T, H, W, C) or (B, T, N, C); audio (B, T, A), any dtype -> (B, T, C).
+        return_weights=True: ``(out, None)``: no weights, as the call signature of AGSCA and AGVA asks.
+        """
+        check_flag("return_weights", return_weights)
         check_visual_map("visual", visual, self.visual_dim)
+        check_tensor("audio", audio, f"(B, T, {self.audio_dim})")
+        if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
+            raise ValueError(f"audio must have shape (B, T, {self.audio_dim}), got {tuple(audio.shape)}")
         check_same_batch_time("audio", audio, "visual", visual)
         out = _cells(visual).mean(dim=2)
         return (out, None) if return_weights else out

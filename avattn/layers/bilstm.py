@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import check_input_dtypes, check_positive_int, check_sequence_features
+from .._checks import check_flag, check_input_dtypes, check_positive_int, check_sequence_features
 
 
 def _direction(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, reverse: bool) -> Tensor:
@@ -61,9 +61,7 @@ class BiLSTMEncoder(nn.Module):
         self.input_dim = check_positive_int("input_dim", input_dim)
         self.hidden_dim = check_positive_int("hidden_dim", hidden_dim)
         self.num_layers = check_positive_int("num_layers", num_layers)
-        if not isinstance(bias, bool):
-            raise ValueError(f"bias must be True or False, got {bias!r}")
-        self.bias = bias
+        self.bias = check_flag("bias", bias)
         kw = {"device": device, "dtype": dtype}
         self._weight_names: list[str] = []
         for layer in range(self.num_layers):
@@ -85,6 +83,11 @@ class BiLSTMEncoder(nn.Module):
             nn.init.uniform_(getattr(self, name), -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
+        """Both directions' hidden states at every step, ``[forward h_t ; backward h_t]``.
+
+        Axes: B batch, T segments (T >= 1), C input_dim, H hidden_dim (per direction).
+        Shapes: x (B, T, C) -> (B, T, 2H).
+        """
         check_sequence_features("x", x, self.input_dim, nonempty=True)
         check_input_dtypes(self, x=x)
         weights = [getattr(self, name) for name in self._weight_names]

@@ -11,22 +11,28 @@ from typing import NamedTuple
 
 import torch
 import torch.nn as nn
+from einops import rearrange
 from torch import Tensor
 
-from ..functional import cmra_attention
-from ._checks import (
-    check_backend,
+from .._checks import (
     check_divisor,
     check_dropout,
+    check_flag,
     check_input_dtypes,
     check_memory,
     check_positive_int,
     check_sequence_features,
 )
+from .._deprecation import module_getattr
+from ..functional import cmra_attention
+from ..functional.backends import check_backend_name
 
 
-class AttentionMaps(NamedTuple):
-    """weights: (B, H, Tq, sum Tk_i), pre-dropout; source_lengths: Tk_i of each memory source."""
+class AttentionWeights(NamedTuple):
+    """What ``return_weights=True`` adds in the attention layers (formerly ``AttentionMaps``).
+
+    weights: (B, H, Tq, sum Tk_i), pre-dropout; source_lengths: Tk_i of each memory source.
+    """
 
     weights: Tensor
     source_lengths: tuple[int, ...]
@@ -46,7 +52,7 @@ class CrossModalRelationAttention(nn.Module):
     that module is (``reset_parameters``).
 
     Shapes: query (B, Tq, E); memory[i] (B, Tk_i, E); key_padding_masks None or a list with
-    None or bool (B, Tk_i) (True = padded) -> (B, Tq, E), plus ``AttentionMaps`` when asked.
+    None or bool (B, Tk_i) (True = padded) -> (B, Tq, E), plus ``AttentionWeights`` when asked.
     """
 
     def __init__(
@@ -64,8 +70,9 @@ class CrossModalRelationAttention(nn.Module):
         super().__init__()
         dim = check_positive_int("dim", dim)
         num_heads = check_divisor("num_heads", num_heads, "dim", dim)
-        dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        dropout, backend = check_dropout("dropout", dropout), check_backend_name("backend", backend)
         memory_dim = None if memory_dim is None else check_positive_int("memory_dim", memory_dim)
+        bias = check_flag("bias", bias)
         kw = {"device": device, "dtype": dtype}
         self.dim, self.num_heads, self.dropout, self.backend = dim, num_heads, dropout, backend
         self.memory_dim = dim if memory_dim is None else memory_dim
@@ -96,9 +103,6 @@ class CrossModalRelationAttention(nn.Module):
                 if proj.bias is not None:
                     proj.bias.zero_()
 
-    def _heads(self, x: Tensor) -> Tensor:
-        return x.unflatten(-1, (self.num_heads, -1))  # (b, t, e) -> (b, t, h, d), a view
-
     def attend(
         self,
         query: Tensor,
@@ -106,23 +110,25 @@ class CrossModalRelationAttention(nn.Module):
         key_padding_masks: Sequence[Tensor | None] | None,
         return_weights: bool,
     ):
-        """Project and attend; ``memory`` entries have ``memory_dim`` features."""
-        q = self._heads(self.q_proj(query))
-        kv = [self.kv_proj(m).unflatten(-1, (2, self.num_heads, -1)) for m in memory]
+        """Project and attend; ``memory`` entries have ``memory_dim`` features. Every split is a view:
+        the fused backend reads keys and values in place from the one kv projection of each source."""
+        h = self.num_heads
+        q = rearrange(self.q_proj(query), "b q (h d) -> b q h d", h=h)
+        kv = [rearrange(self.kv_proj(m), "b k (kv h d) -> kv b k h d", kv=2, h=h) for m in memory]
         result = cmra_attention(
             q,
-            [x[:, :, 0] for x in kv],
-            [x[:, :, 1] for x in kv],
+            [x[0] for x in kv],
+            [x[1] for x in kv],
             key_padding_masks=key_padding_masks,
             dropout_p=self.dropout if self.training else 0.0,
             return_weights=return_weights,
             backend=self.backend,
         )
         out, weights = result if return_weights else (result, None)
-        out = self.out_proj(out.flatten(2))
+        out = self.out_proj(rearrange(out, "b q h d -> b q (h d)"))
         if not return_weights:
             return out
-        return out, AttentionMaps(weights, tuple(m.shape[1] for m in memory))
+        return out, AttentionWeights(weights, tuple(m.shape[1] for m in memory))
 
     def forward(
         self,
@@ -132,6 +138,15 @@ class CrossModalRelationAttention(nn.Module):
         key_padding_masks: Sequence[Tensor | None] | None = None,
         return_weights: bool = False,
     ):
+        """Attend from ``query`` to the memory sources joined in time (each projected on its own).
+
+        Axes: B batch, Tq query steps, Tk_i steps of memory source i (>= 1), E dim, H num_heads.
+        Shapes: query (B, Tq, E); memory: a list of (B, Tk_i, memory_dim); key_padding_masks: None or
+        one entry per source, None or bool (B, Tk_i) (True = padded) -> (B, Tq, E).
+        return_weights=True: ``(out, AttentionWeights(weights (B, H, Tq, sum Tk_i), source_lengths))``,
+        the weights before dropout; ``.per_source()`` splits them.
+        """
+        check_flag("return_weights", return_weights)
         check_input_dtypes(self, query=query, memory=memory)
         check_sequence_features("query", query, self.dim)
         check_memory("memory", memory, query, self.memory_dim)
@@ -182,6 +197,14 @@ class FeatureConcatCMRA(CrossModalRelationAttention):
         key_padding_masks: Sequence[Tensor | None] | None = None,
         return_weights: bool = False,
     ):
+        """Attend from ``query`` to the memory sources joined along features (equal lengths).
+
+        Axes: B batch, Tq query steps, Tk memory steps (shared by the sources), E dim, H num_heads.
+        Shapes: query (B, Tq, E); memory: ``num_sources`` tensors (B, Tk, E) -> (B, Tq, E).
+        key_padding_masks must be None (the joined sources share their steps).
+        return_weights=True: ``(out, AttentionWeights(weights (B, H, Tq, Tk), (Tk,)))``.
+        """
+        check_flag("return_weights", return_weights)
         check_input_dtypes(self, query=query, memory=memory)
         check_sequence_features("query", query, self.dim)
         check_memory("memory", memory, query, self.dim)
@@ -195,3 +218,6 @@ class FeatureConcatCMRA(CrossModalRelationAttention):
         if key_padding_masks is not None:
             raise ValueError("FeatureConcatCMRA takes no key_padding_masks: joined sources share time steps")
         return self.attend(query, [torch.cat(list(memory), dim=-1)], None, return_weights)
+
+
+__getattr__ = module_getattr("avattn.layers.cmra", {"AttentionMaps": ("AttentionWeights", AttentionWeights)})

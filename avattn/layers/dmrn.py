@@ -9,7 +9,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_input_dtypes, check_positive_int, check_same_batch_time, check_sequence_features
+from .._checks import check_flag, check_input_dtypes, check_positive_int, check_same_batch_time, check_sequence_features
+from .._deprecation import renamed_attribute, renamed_keywords
 
 
 def _transform(dim: int, device, dtype) -> nn.Sequential:
@@ -24,39 +25,46 @@ class DMRN(nn.Module):
     ``m = (U_v(h_v) + U_a(h_a)) / 2``, ``h_a' = tanh(h_a + m)``, ``h_v' = tanh(h_v + m)``; output
     ``(h_a' + h_v') / 2``. ``U_v``, ``U_a``: ``Linear(E, E) -> tanh -> Linear(E, E)``, biases on.
 
-    ``num_blocks > 1`` repeats the update with the same ``U_v``, ``U_a`` (shared weights, as the AVEL
-    code does). ``swap_residuals=True`` (the AVEL code) then feeds the block's audio residual into the
-    new visual state and vice versa (``h_v' = tanh(h_a + m)``, ``h_a' = tanh(h_v + m)``);
-    ``swap_residuals=False`` keeps each modality's own residual, as the paper writes the block.
-    With one block (AVEL's released model) the output is symmetric and both orders agree.
+    ``num_layers > 1`` (formerly ``num_blocks``) repeats the update, one block per layer, with the
+    same ``U_v``, ``U_a`` (shared weights, as the AVEL code does). ``swap_residuals=True`` (the AVEL
+    code) then feeds the block's audio residual into the new visual state and vice versa
+    (``h_v' = tanh(h_a + m)``, ``h_a' = tanh(h_v + m)``); ``swap_residuals=False`` keeps each
+    modality's own residual, as the paper writes the block. With one layer (AVEL's released model)
+    the output is symmetric and both orders agree.
 
     Shapes: visual (B, T, E), audio (B, T, E) -> (B, T, E).
     """
 
+    @renamed_keywords(num_blocks="num_layers")
     def __init__(
         self,
         dim: int = 256,
         *,
-        num_blocks: int = 1,
+        num_layers: int = 1,
         swap_residuals: bool = True,
         device=None,
         dtype=None,
     ) -> None:
         super().__init__()
         self.dim = check_positive_int("dim", dim)
-        self.num_blocks = check_positive_int("num_blocks", num_blocks)
-        if not isinstance(swap_residuals, bool):
-            raise ValueError(f"swap_residuals must be True or False, got {swap_residuals!r}")
-        self.swap_residuals = swap_residuals
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.swap_residuals = check_flag("swap_residuals", swap_residuals)
         self.visual_transform = _transform(self.dim, device, dtype)
         self.audio_transform = _transform(self.dim, device, dtype)
 
+    num_blocks = renamed_attribute("num_blocks", "num_layers")
+
     def forward(self, visual: Tensor, audio: Tensor) -> Tensor:
+        """The fused sequence ``(h_a' + h_v') / 2`` after ``num_layers`` residual updates.
+
+        Axes: B batch, T segments, E dim.
+        Shapes: visual (B, T, E), audio (B, T, E) -> (B, T, E).
+        """
         check_sequence_features("visual", visual, self.dim)
         check_sequence_features("audio", audio, self.dim)
         check_same_batch_time("audio", audio, "visual", visual)
         check_input_dtypes(self, visual=visual, audio=audio)
-        for _ in range(self.num_blocks):
+        for _ in range(self.num_layers):
             merged = 0.5 * (self.visual_transform(visual) + self.audio_transform(audio))
             if self.swap_residuals:
                 visual, audio = torch.tanh(audio + merged), torch.tanh(visual + merged)
@@ -65,4 +73,4 @@ class DMRN(nn.Module):
         return 0.5 * (visual + audio)
 
     def extra_repr(self) -> str:
-        return f"{self.dim}, num_blocks={self.num_blocks}, swap_residuals={self.swap_residuals}"
+        return f"{self.dim}, num_layers={self.num_layers}, swap_residuals={self.swap_residuals}"

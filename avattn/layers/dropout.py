@@ -3,7 +3,10 @@
 Same distribution as ``nn.Dropout`` (p quantized to 1/65536), about 2x cheaper on a CPU (forward and
 backward), where torch's per-element Bernoulli sampling of a large visual map (B x T x 49 x 512)
 costs more than a matrix product over it. The random draws differ from ``nn.Dropout``'s: a seed
-gives other masks.
+gives other masks. The relation layers use it by default (``dropout_impl="bit"``); ``"torch"`` keeps
+``nn.Dropout``.
+
+Axis legend: elementwise, any shape; the draw is flat (n elements, n/4 64-bit words).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-DROPOUT_IMPLS: tuple[str, ...] = ("torch", "bit")
+from .._checks import check_choice, check_dropout, check_flag, check_floating
+
+DROPOUT_IMPLS: tuple[str, ...] = ("bit", "torch")  # the default first
 
 
 def bit_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
@@ -23,9 +28,12 @@ def bit_dropout(x: Tensor, p: float, training: bool = True) -> Tensor:
     Each 64-bit word drawn from torch's generator gives four 16-bit uniform numbers, one per
     element; an element is kept when its number is at or above ``round(p * 65536)`` (counted
     from the bottom of the int16 range). Seeded by ``torch.manual_seed`` like ``F.dropout``.
+
+    Shapes: x any shape, floating -> x's shape and dtype. An integer or bool ``x`` is refused (a
+    ``TypeError``), as is a non-bool ``training``.
     """
-    if not 0.0 <= p < 1.0:
-        raise ValueError(f"p must be in [0, 1), got {p!r}")
+    check_floating("x", x)
+    p, training = check_dropout("p", p), check_flag("training", training)
     if not training or p == 0.0:
         return x
     # x times a 0 / 1/(1-p) mask in x's dtype, as F.dropout scales (same rounding in half precision);
@@ -59,11 +67,14 @@ class BitDropout(nn.Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"p must be in [0, 1), got {p!r}")
-        self.p = p
+        self.p = check_dropout("p", p)
 
     def forward(self, x: Tensor) -> Tensor:
+        """In training, zero each element with probability ``p`` and scale the rest by ``1/(1-p)``.
+
+        Axes: any; elementwise.
+        Shapes: x (...) floating -> (...), the same shape and dtype.
+        """
         return bit_dropout(x, self.p, self.training)
 
     def extra_repr(self) -> str:
@@ -71,12 +82,10 @@ class BitDropout(nn.Module):
 
 
 def check_dropout_impl(impl: object) -> str:
-    if impl not in DROPOUT_IMPLS:
-        raise ValueError(f"dropout_impl must be one of {DROPOUT_IMPLS}, got {impl!r}")
-    return impl
+    return check_choice("dropout_impl", impl, DROPOUT_IMPLS)
 
 
-def make_dropout(p: float, impl: str = "torch") -> nn.Module:
-    """``nn.Dropout(p)`` (``impl="torch"``) or ``BitDropout(p)`` (``"bit"``): the same distribution, other draws."""
+def make_dropout(p: float, impl: str = "bit") -> nn.Module:
+    """``BitDropout(p)`` (``impl="bit"``) or ``nn.Dropout(p)`` (``"torch"``): the same distribution, other draws."""
     check_dropout_impl(impl)
     return nn.Dropout(p) if impl == "torch" else BitDropout(p)

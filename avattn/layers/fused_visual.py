@@ -20,11 +20,21 @@ plain layers'; the softmax over cells is computed in float32 (returned in the au
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_input_dtypes, check_same_batch_time, check_sequence_features, check_visual_map
+from .._checks import (
+    autocast_enabled,
+    check_dropout,
+    check_flag,
+    check_input_dtypes,
+    check_same_batch_time,
+    check_sequence_features,
+    check_visual_map,
+)
 from .agsca import AGSCA
 from .dropout import bit_keep_mask
 
@@ -143,25 +153,50 @@ class _GatedSpatialPool(torch.autograd.Function):
         return grad_d, grad_s, grad_ws, grad_bs, grad_u, grad_bw, None
 
 
-def fused_projected_agsca(
-    visual: Tensor, audio: Tensor, proj: nn.Linear, agsca: AGSCA, *, dropout: float, training: bool
-) -> tuple[Tensor, Tensor, Tensor]:
-    """``AGSCA(bit_dropout(relu(proj(visual)), dropout, training), audio, return_weights=True)``, fused.
+def _autocast_off(device_type: str):
+    """Autocast disabled for ``device_type``; nothing to disable where autocast does not exist (meta)."""
+    if torch.amp.is_autocast_available(device_type):
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
-    Shapes: visual (B, T, H, W, C_in) or (B, T, N, C_in); audio (B, T, A) -> out (B, T, C),
-    spatial weights (B, T, H, W) or (B, T, N), channel gates (B, T, C); C = ``proj.out_features``.
-    """
+
+def _check_fused_arguments(visual, audio, proj, agsca, dropout, training) -> float:
+    if not isinstance(proj, nn.Linear) or proj.bias is None:
+        raise TypeError(f"proj must be an nn.Linear with a bias, got {type(proj).__name__}"
+                        + ("" if not isinstance(proj, nn.Linear) else " without a bias"))
+    if not isinstance(agsca, AGSCA):
+        raise TypeError(f"agsca must be an avattn.AGSCA, got {type(agsca).__name__}")
+    dropout = check_dropout("dropout", dropout)
+    check_flag("training", training)
     check_visual_map("visual", visual, proj.in_features)
     check_sequence_features("audio", audio, agsca.channel.audio_dim)
     check_same_batch_time("audio", audio, "visual", visual)
     if proj.out_features != agsca.channel.visual_dim:
         raise ValueError(f"proj.out_features ({proj.out_features}) must equal AGSCA's visual_dim "
                          f"({agsca.channel.visual_dim})")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
     check_input_dtypes(proj, visual=visual, audio=audio)
+    return dropout
+
+
+def fused_projected_agsca(
+    visual: Tensor, audio: Tensor, proj: nn.Linear, agsca: AGSCA, *, dropout: float, training: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``AGSCA(bit_dropout(relu(proj(visual)), dropout, training), audio, return_weights=True)``, fused.
+
+    The visual path of CMRAN (pre-projection + ReLU + ``BitDropout``, then ``AGSCA``) with the same
+    outputs, gradients and dropout draws as those layers called one after the other, in fewer passes
+    over the (B, T, N, C) map (see the module docstring). A model keeps ``proj`` (an ``nn.Linear``
+    with bias) and ``agsca`` as its own submodules and calls this in ``forward`` instead of them.
+
+    Axes: B batch, T segments, H x W (or N) spatial cells, C_in = ``proj.in_features``,
+    C = ``proj.out_features`` (= AGSCA's visual_dim), A audio_dim.
+    Shapes: visual (B, T, H, W, C_in) or (B, T, N, C_in); audio (B, T, A) -> out (B, T, C),
+    spatial weights (B, T, H, W) or (B, T, N), channel gates (B, T, C).
+    ``dropout`` in [0, 1) acts only when ``training`` (True or False) is True.
+    """
+    dropout = _check_fused_arguments(visual, audio, proj, agsca, dropout, training)
     device_type = visual.device.type
-    autocast = torch.is_autocast_enabled(device_type)
+    autocast = autocast_enabled(device_type)
     b, t = visual.shape[:2]
     cells = visual.shape[2:-1].numel()
     x = visual.reshape(b * t * cells, visual.shape[-1])
@@ -169,7 +204,7 @@ def fused_projected_agsca(
     dtype = torch.get_autocast_dtype(device_type) if autocast else x.dtype
     keep = bit_keep_mask((x.shape[0], proj.out_features), p, dtype, x.device) if p > 0 else None
     ch, sp = agsca.channel, agsca.spatial
-    with torch.autocast(device_type, enabled=False):
+    with _autocast_off(device_type):
         d, mean = _ProjectedChannelMean.apply(
             x.to(dtype), proj.weight.to(dtype), proj.bias.to(dtype), ch.visual_proj.weight.to(dtype),
             ch.visual_proj.bias.to(dtype), keep, 1.0 / (1.0 - p), cells,
@@ -177,7 +212,7 @@ def fused_projected_agsca(
     audio_c = torch.relu(ch.audio_proj(audio)).reshape(b * t, -1)
     gates = torch.sigmoid(ch.excite(torch.relu(ch.squeeze(audio_c * mean))))  # (bt, c)
     u = sp.score.weight[0] * torch.relu(sp.audio_proj(audio)).reshape(b * t, -1)  # (bt, k)
-    with torch.autocast(device_type, enabled=False):
+    with _autocast_off(device_type):
         pool_inputs = (d.view(b * t, cells, -1), (gates + 1).to(dtype), sp.visual_proj.weight.to(dtype),
                        sp.visual_proj.bias.to(dtype), u.to(dtype), sp.score.bias.to(dtype))
         # without a backward to come, the gating overwrites d (internal to this function) instead of a new map

@@ -1,6 +1,10 @@
 """Localization heads: supervised (segment relevance + category) and weak (MIL).
 
 Axis legend: b batch, t segments, e model dim, k classes.
+
+``num_classes`` is, here as in every avattn layer, the width of the class axis the layer outputs.
+The supervised head scores the 28 AVE events (the relevance logit decides background), so its
+default is 28; the weak head scores the events and background, 29.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_input_dtypes, check_positive_int, check_sequence_features
+from .._checks import check_input_dtypes, check_positive_int, check_sequence_features
 
 
 class SupervisedOutput(NamedTuple):
@@ -34,6 +38,9 @@ class WeakOutput(NamedTuple):
 class SupervisedLocalizationHead(nn.Module):
     """``s_t = Linear(E, 1)(O_t)``; categories ``Linear(E, K)(max_t O)``.
 
+    ``num_classes`` = K, the event classes (28 in AVE): background is not a class here, a segment
+    is background when ``s_t <= 0`` (``avattn.predict_segments``).
+
     Shapes: (B, T, E) -> ``SupervisedOutput`` ((B, T), (B, K)).
     """
 
@@ -45,6 +52,11 @@ class SupervisedLocalizationHead(nn.Module):
         self.classifier = nn.Linear(dim, num_classes, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> SupervisedOutput:
+        """A relevance logit per segment and one set of category logits per video.
+
+        Axes: B batch, T segments (T >= 1), E dim, K num_classes (events only).
+        Shapes: x (B, T, E) -> ``SupervisedOutput(event_logits (B, T), class_logits (B, K))``.
+        """
         check_input_dtypes(self, x=x)
         check_sequence_features("x", x, self.dim, nonempty=True)
         return SupervisedOutput(self.relevance(x).squeeze(-1), self.classifier(x.amax(dim=1)))
@@ -53,6 +65,8 @@ class SupervisedLocalizationHead(nn.Module):
 class WeakLocalizationHead(nn.Module):
     """MIL head: ``s_t = Linear(E, 1)``, ``z = Linear(E, K+1)(max_t O)``,
     video scores ``softmax(max_t sigmoid(s_t) * z)``.
+
+    ``num_classes`` = K+1, the class axis it outputs: the events and background (29 in AVE).
 
     Shapes: (B, T, E) -> ``WeakOutput`` ((B, T), (B, K+1), (B, K+1), (B, K+1)).
     """
@@ -65,6 +79,12 @@ class WeakLocalizationHead(nn.Module):
         self.classifier = nn.Linear(dim, num_classes, device=device, dtype=dtype)
 
     def forward(self, x: Tensor) -> WeakOutput:
+        """Segment relevance, video class logits and the MIL-pooled video scores.
+
+        Axes: B batch, T segments (T >= 1), E dim, K+1 num_classes (events and background).
+        Shapes: x (B, T, E) -> ``WeakOutput(event_logits (B, T), class_logits (B, K+1),
+        video_logits (B, K+1), video_scores (B, K+1))``.
+        """
         check_input_dtypes(self, x=x)
         check_sequence_features("x", x, self.dim, nonempty=True)
         event_logits = self.relevance(x).squeeze(-1)

@@ -13,9 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._checks import (
+from .._checks import (
     check_choice,
     check_dropout,
+    check_flag,
     check_input_dtypes,
     check_positive,
     check_positive_int,
@@ -99,6 +100,7 @@ class PositiveSamplePropagation(nn.Module):
         self.threshold = check_dropout("threshold", _DEFAULT_THRESHOLD[variant] if threshold is None else threshold)
         if renormalize is not None and not isinstance(renormalize, bool):
             raise ValueError(f"renormalize must be True, False or None (the variant's choice), got {renormalize!r}")
+        # nn.Dropout (no dropout_impl): training-mode draws match the reference code's, seed for seed
         self.renormalize = (variant == "supervised") if renormalize is None else renormalize
         self.eps = check_positive("eps", eps)
         kw = {"device": device, "dtype": dtype}
@@ -117,6 +119,14 @@ class PositiveSamplePropagation(nn.Module):
         return self.dropout(torch.relu(linear(x)))
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
+        """Propagate the positive audio-visual pairs across the two sequences, then normalise.
+
+        Axes: B batch, T segments (the same T for both modalities), E dim.
+        Shapes: visual (B, T, E), audio (B, T, E) -> ``PSPOutput(fused, visual, audio)``, each (B, T, E).
+        return_weights=True: ``(out, PSPWeights(visual_from_audio (B, T, T), audio_from_visual (B, T, T)))``,
+        the pruned propagation weights.
+        """
+        check_flag("return_weights", return_weights)
         check_sequence_features("visual", visual, self.dim)
         check_sequence_features("audio", audio, self.dim)
         check_same_batch_time("audio", audio, "visual", visual)

@@ -11,14 +11,15 @@ from typing import Literal
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import (
-    check_backend,
+from .._checks import (
     check_divisor,
     check_dropout,
+    check_flag,
     check_input_dtypes,
     check_positive_int,
     check_sequence_features,
 )
+from ..functional.backends import check_backend_name
 from .cmra import CrossModalRelationAttention, FeatureConcatCMRA
 from .dropout import check_dropout_impl, make_dropout
 
@@ -26,24 +27,31 @@ from .dropout import check_dropout_impl, make_dropout
 class FeedForward(nn.Module):
     """``W2 Drop(ReLU(W1 x))``. Shapes: (B, T, E) -> (B, T, E).
 
-    ``dropout_impl``: ``"torch"`` (``nn.Dropout``) or ``"bit"`` (``BitDropout``: same distribution,
-    cheaper masks, other random draws).
+    ``dropout_impl``: ``"bit"`` (``BitDropout``, the default: same distribution as ``nn.Dropout``,
+    cheaper masks, other random draws) or ``"torch"`` (``nn.Dropout``).
     """
 
     def __init__(
-        self, dim: int, hidden_dim: int, *, dropout: float = 0.1, dropout_impl: str = "torch", device=None, dtype=None
+        self, dim: int, hidden_dim: int, *, dropout: float = 0.1, dropout_impl: str = "bit", device=None, dtype=None
     ) -> None:
         super().__init__()
         kw = {"device": device, "dtype": dtype}
         dim, hidden_dim = check_positive_int("dim", dim), check_positive_int("hidden_dim", hidden_dim)
         dropout, dropout_impl = check_dropout("dropout", dropout), check_dropout_impl(dropout_impl)
+        self.dim = dim
         self.net = nn.Sequential(
             nn.Linear(dim, hidden_dim, **kw), nn.ReLU(), make_dropout(dropout, dropout_impl),
             nn.Linear(hidden_dim, dim, **kw),
         )
 
     def forward(self, x: Tensor) -> Tensor:
+        """The position-wise two-layer MLP.
+
+        Axes: B batch, T steps, E dim.
+        Shapes: x (B, T, E) -> (B, T, E).
+        """
         check_input_dtypes(self, x=x)
+        check_sequence_features("x", x, self.dim)
         return self.net(x)
 
 
@@ -52,11 +60,11 @@ class RelationLayer(nn.Module):
 
     ``ffn_dim=None`` leaves out the feed-forward sublayer (the AV-interaction layer).
     ``memory_layout="feature"`` joins the memory along features (CMRA-F) instead of time.
-    ``dropout_impl="bit"`` draws the residual and feed-forward dropout masks with ``BitDropout``
-    (same distribution as ``nn.Dropout``, cheaper, other random draws); the attention-weight dropout
-    stays the attention backend's own.
+    ``dropout_impl="bit"`` (the default) draws the residual and feed-forward dropout masks with
+    ``BitDropout`` (same distribution as ``nn.Dropout``, cheaper on a CPU, other random draws);
+    ``"torch"`` uses ``nn.Dropout``. The attention-weight dropout stays the attention backend's own.
 
-    Shapes: x (B, T, E); memory[i] (B, Tk_i, E) -> (B, T, E) (and ``AttentionMaps`` when asked).
+    Shapes: x (B, T, E); memory[i] (B, Tk_i, E) -> (B, T, E) (and ``AttentionWeights`` when asked).
     """
 
     def __init__(
@@ -68,7 +76,7 @@ class RelationLayer(nn.Module):
         dropout: float = 0.1,
         memory_layout: Literal["time", "feature"] = "time",
         num_sources: int = 2,
-        dropout_impl: str = "torch",
+        dropout_impl: str = "bit",
         backend: str = "auto",
         device=None,
         dtype=None,
@@ -79,7 +87,7 @@ class RelationLayer(nn.Module):
         num_heads = check_divisor("num_heads", num_heads, "dim", dim)
         ffn_dim = None if ffn_dim is None else check_positive_int("ffn_dim", ffn_dim)
         num_sources = check_positive_int("num_sources", num_sources)
-        dropout, backend = check_dropout("dropout", dropout), check_backend(backend)
+        dropout, backend = check_dropout("dropout", dropout), check_backend_name("backend", backend)
         dropout_impl = check_dropout_impl(dropout_impl)
         self.dim = dim
         if memory_layout == "time":
@@ -101,6 +109,14 @@ class RelationLayer(nn.Module):
         key_padding_masks: Sequence[Tensor | None] | None = None,
         return_weights: bool = False,
     ):
+        """Attention to the memory (residual + LayerNorm), then the feed-forward (residual + LayerNorm).
+
+        Axes: B batch, T query steps, Tk_i steps of memory source i (>= 1), E dim, H num_heads.
+        Shapes: x (B, T, E); memory: a list of (B, Tk_i, E); key_padding_masks: None or one entry per
+        source, None or bool (B, Tk_i) (True = padded) -> (B, T, E).
+        return_weights=True: ``(out, AttentionWeights(weights (B, H, T, sum Tk_i), source_lengths))``.
+        """
+        check_flag("return_weights", return_weights)
         check_input_dtypes(self, x=x, memory=memory)
         check_sequence_features("x", x, self.dim)
         attended = self.attn(x, memory, key_padding_masks=key_padding_masks, return_weights=return_weights)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ._checks import check_input_dtypes, check_positive_int, check_sequence_features
+from .._checks import check_input_dtypes, check_positive_int, check_sequence_features
 
 
 class WeightedSegmentOutput(NamedTuple):
@@ -32,6 +32,8 @@ class TemporalWeightingHead(nn.Module):
     The ReLU keeps ``w_t`` in [0.5, 1): the weights rescale each segment's scores but, being
     positive, never change a segment's argmax; they matter through the video-level average.
 
+    ``num_classes`` = K, the class axis of the scores it weighs (29 in AVE, background included).
+
     Shapes: segment_scores (B, T, K) -> ``WeightedSegmentOutput`` ((B, T, K), (B, T), (B, K), (B, K)).
     """
 
@@ -41,6 +43,12 @@ class TemporalWeightingHead(nn.Module):
         self.score_weight = nn.Linear(self.num_classes, 1, bias=False, device=device, dtype=dtype)
 
     def forward(self, segment_scores: Tensor) -> WeightedSegmentOutput:
+        """Weigh each segment's class scores by its own confidence, then average to video scores.
+
+        Axes: B batch, T segments (T >= 1), K num_classes.
+        Shapes: segment_scores (B, T, K) -> ``WeightedSegmentOutput(segment_logits (B, T, K),
+        segment_weights (B, T), video_logits (B, K), video_probs (B, K))``.
+        """
         check_sequence_features("segment_scores", segment_scores, self.num_classes, nonempty=True)
         check_input_dtypes(self, segment_scores=segment_scores)
         weights = torch.sigmoid(torch.relu(self.score_weight(segment_scores)))  # (b, t, 1)
