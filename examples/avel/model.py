@@ -31,12 +31,12 @@ from avattn import (
     BiLSTMEncoder,
     SegmentClassifier,
     SpatialAverage,
+    check_label_range,
     predict_segment_classes,
     segment_cross_entropy,
     segment_soft_margin_loss,
     weak_localization_loss,
 )
-from avattn.losses import check_label_range
 from examples.ave.constants import AUDIO_DIM, NUM_CLASSES
 from examples.ave.inputs import check_av_inputs
 
@@ -87,7 +87,7 @@ class AVEL(nn.Module):
         if cfg.uses_visual:
             self.visual_lstm = BiLSTMEncoder(cfg.visual_dim, LSTM_HIDDEN, **kw)
         if cfg.model == "avel-dmrn":
-            self.fusion = DMRN(2 * LSTM_HIDDEN, num_blocks=cfg.dmrn_blocks, swap_residuals=cfg.dmrn_swap_residuals, **kw)
+            self.fusion = DMRN(2 * LSTM_HIDDEN, num_layers=cfg.dmrn_blocks, swap_residuals=cfg.dmrn_swap_residuals, **kw)
             self.classifier = SegmentClassifier(2 * LSTM_HIDDEN, NUM_CLASSES, hidden_dim=None, **kw)
         else:
             width = 2 * LSTM_HIDDEN * (cfg.uses_audio + cfg.uses_visual)

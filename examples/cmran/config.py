@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from avattn import CMRA_VARIANTS, INTERACTION_VARIANTS
+from avattn import CMRA_VARIANTS, DROPOUT_IMPLS, INTERACTION_VARIANTS
 from avattn.functional import BACKENDS
 from examples.ave.checks import ConfigError, check_choice, check_int, check_probability, known_fields
 from examples.ave.constants import SETTINGS, VISUAL_DIMS
@@ -19,8 +19,6 @@ ARCHS = ("cmran", "audio_only", "visual_only", "audio_visual", "audio_visual_agv
 VISUAL_ATTENTIONS = ("agsca", "agva", "average")
 WEAK_LOSS_INPUTS = ("scores", "logits")
 INITS = ("default", "reference")
-DROPOUT_IMPLS = ("bit", "torch")  # relation-layer dropout masks: avattn.BitDropout or nn.Dropout
-BACKEND_CHOICES = ("auto", *BACKENDS)
 
 # The reference implementation's recipe (Xu et al., ACM MM 2020), per setting.
 INTERACTION_HEADS = {"supervised": 4, "weak": 2}
@@ -139,7 +137,7 @@ class CMRANConfig:
         check_choice("weak_loss_on", self.weak_loss_on, WEAK_LOSS_INPUTS)
         if self.weak_loss_on != "scores" and self.setting != "weak":
             raise ConfigError(f"weak_loss_on={self.weak_loss_on!r} applies only to setting='weak'")
-        check_choice("backend", self.backend, BACKEND_CHOICES)
+        check_choice("backend", self.backend, BACKENDS)
         if self.backend == "triton" and self.dropout > 0:
             raise ConfigError(
                 f"backend='triton' applies no attention dropout, but dropout={self.dropout}: "

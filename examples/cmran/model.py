@@ -30,7 +30,7 @@ from torch import Tensor
 from avattn import (
     AGSCA,
     AGVA,
-    AttentionMaps,
+    AttentionWeights,
     AudioVideoInteraction,
     BitDropout,
     InternalTemporalRelation,
@@ -40,12 +40,12 @@ from avattn import (
     SupervisedOutput,
     WeakLocalizationHead,
     WeakOutput,
+    check_input_dtypes,
+    fused_projected_agsca,
     predict_segments,
     supervised_localization_loss,
     weak_localization_loss,
 )
-from avattn.layers._checks import check_input_dtypes
-from avattn.layers.fused_visual import fused_projected_agsca
 from examples.ave.constants import AUDIO_DIM, NUM_EVENT_CLASSES
 from examples.ave.registry import count_parameters
 
@@ -57,16 +57,16 @@ class CMRANWeights(NamedTuple):
 
     spatial: (B, T, H, W) attention over the grid (AGSCA's M_s, or AGVA's alpha);
     channel: (B, T, C') AGSCA's channel gates M_c;
-    audio_relation / video_relation: the relation-aware modules' ``AttentionMaps``
+    audio_relation / video_relation: the relation-aware modules' ``AttentionWeights``
     ((B, heads, T, memory length); for "cmra" the memory is [ITR(other) ; own query], 2T steps);
-    interaction: the AV-interaction ``AttentionMaps`` (memory [a_o ; v_o]).
+    interaction: the AV-interaction ``AttentionWeights`` (memory [a_o ; v_o]).
     """
 
     spatial: Tensor | None
     channel: Tensor | None
-    audio_relation: AttentionMaps | None
-    video_relation: AttentionMaps | None
-    interaction: AttentionMaps | None
+    audio_relation: AttentionWeights | None
+    video_relation: AttentionWeights | None
+    interaction: AttentionWeights | None
 
 
 class CMRAN(nn.Module):
@@ -118,10 +118,10 @@ class CMRAN(nn.Module):
         self.audio_encoder = self.video_encoder = None
         if cfg.arch == "cmran":
             self.audio_relation = RelationAwareModule(
-                AUDIO_DIM, visual_dim, e, variant=cfg.cmra, itr_layers=cfg.itr_layers or 0, **layer_kw
+                AUDIO_DIM, visual_dim, e, variant=cfg.cmra, num_layers=cfg.itr_layers or 0, **layer_kw
             )
             self.video_relation = RelationAwareModule(
-                visual_dim, AUDIO_DIM, e, variant=cfg.cmra, itr_layers=cfg.itr_layers or 0, **layer_kw
+                visual_dim, AUDIO_DIM, e, variant=cfg.cmra, num_layers=cfg.itr_layers or 0, **layer_kw
             )
             self.interaction = AudioVideoInteraction(
                 e, cfg.interaction_heads or 1, variant=cfg.interaction, **drop_kw, backend=cfg.backend, **kw

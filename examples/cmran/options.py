@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from avattn import CMRA_VARIANTS, INTERACTION_VARIANTS
+from avattn import CMRA_VARIANTS, DROPOUT_IMPLS, INTERACTION_VARIANTS
+from avattn.functional import BACKENDS
 
 from .config import (
     ARCHS,
-    BACKEND_CHOICES,
-    DROPOUT_IMPLS,
     INITS,
     VISUAL_ATTENTIONS,
     WEAK_LOSS_INPUTS,
@@ -33,7 +32,7 @@ def add_arguments(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--agva-audio-along-cells", action="store_true", help="AVEL's AGVA code quirk")
     g.add_argument("--weak-loss-on", default=None, choices=WEAK_LOSS_INPUTS,
                    help="weak loss input (default scores, the reference's)")
-    g.add_argument("--backend", default=None, choices=BACKEND_CHOICES, help="attention backend (default auto)")
+    g.add_argument("--backend", default=None, choices=BACKENDS, help="attention backend (default auto)")
     g.add_argument("--init", default=None, choices=INITS,
                    help="reference: each ITR's stacked layers start identical, as in the reference code (default "
                         "default)")

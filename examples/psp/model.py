@@ -32,11 +32,11 @@ from avattn import (
     TemporalWeightingHead,
     avps_loss,
     avps_target,
+    check_label_range,
     predict_segment_classes,
     segment_cross_entropy,
     soft_target_bce_loss,
 )
-from avattn.losses import check_label_range
 from examples.ave.constants import AUDIO_DIM, NUM_CLASSES
 from examples.ave.inputs import check_av_inputs
 
