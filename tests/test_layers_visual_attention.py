@@ -2,13 +2,9 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
+from layer_equations import lin
 
 import avattn
-
-
-def lin(layer, x):
-    return F.linear(x, layer.weight, layer.bias)
 
 
 def agsca_equations(m, v, a):
