@@ -12,17 +12,24 @@ import torch.nn as nn
 import avattn
 
 
+def agva_reference_modules() -> dict[str, nn.Module]:
+    """The audio-guided visual attention: the same modules under the same names in both references."""
+    return {
+        "affine_audio": nn.Linear(128, 512),
+        "affine_video": nn.Linear(512, 512),
+        "affine_v": nn.Linear(512, 49, bias=False),
+        "affine_g": nn.Linear(512, 49, bias=False),
+        "affine_h": nn.Linear(49, 1, bias=False),
+    }
+
+
 def avel_reference_modules(dmrn: bool) -> nn.ModuleDict:
     """The AVEL reference models' parameter-holding modules, built with plain torch under their own names."""
     m = nn.ModuleDict(
         {
             "lstm_audio": nn.LSTM(128, 128, 1, batch_first=True, bidirectional=True),
             "lstm_video": nn.LSTM(512, 128, 1, batch_first=True, bidirectional=True),
-            "affine_audio": nn.Linear(128, 512),
-            "affine_video": nn.Linear(512, 512),
-            "affine_v": nn.Linear(512, 49, bias=False),
-            "affine_g": nn.Linear(512, 49, bias=False),
-            "affine_h": nn.Linear(49, 1, bias=False),
+            **agva_reference_modules(),
         }
     )
     if dmrn:
@@ -96,15 +103,7 @@ def psp_reference_modules(weak: bool) -> nn.ModuleDict:
     lstms = nn.ModuleDict(
         {n: nn.LSTM(128, 128, 1, batch_first=True, bidirectional=True) for n in ("lstm_audio", "lstm_video")}
     )
-    att = nn.ModuleDict(
-        {
-            "affine_audio": nn.Linear(128, 512),
-            "affine_video": nn.Linear(512, 512),
-            "affine_v": nn.Linear(512, 49, bias=False),
-            "affine_g": nn.Linear(512, 49, bias=False),
-            "affine_h": nn.Linear(49, 1, bias=False),
-        }
-    )
+    att = nn.ModuleDict(agva_reference_modules())
     names = ("v_L1", "v_L2", "a_L1", "a_L2") if weak else ("v_L1", "v_L2", "v_fc", "a_L1", "a_L2", "a_fc")
     psp = nn.ModuleDict({n: nn.Linear(256, 256, bias=False) for n in names})
     psp["layer_norm"] = nn.LayerNorm(256, eps=1e-6)
