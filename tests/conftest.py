@@ -24,7 +24,9 @@ def rand_attention_inputs(b, tq, lengths, h, d, *, dtype=torch.float64, requires
 # detection): `.ci/run` runs them a second time under the AVX2 dispatch with `-m numerics`.
 NUMERICS_FILES = {
     "test_functional_attention.py", "test_layers_relation.py", "test_layers_visual_attention.py",
-    "test_layers_avel_psp.py", "test_heads_losses_metrics.py", "test_dropout.py", "test_compile.py",
+    "test_layers_bilstm.py", "test_layers_dmrn.py", "test_layers_psp.py", "test_layers_segment_classifier.py",
+    "test_layers_temporal_weighting.py", "test_layers_heads.py", "test_losses.py", "test_metrics.py",
+    "test_ave_reference_keys.py", "test_dropout.py", "test_compile.py",
     "test_cmra_init.py", "test_fused_visual.py", "test_cmran_model.py", "test_cmran_ddp.py",
     "test_cmran_amp.py", "test_cmran_import_reference.py", "test_avel_reference.py", "test_psp_reference.py",
 }

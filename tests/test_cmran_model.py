@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from cli_checks import one_thread  # noqa: F401  (the fixture acts where imported)
+from layer_equations import lin
 
 import avattn
 from examples.ave.checks import ConfigError
@@ -220,10 +221,6 @@ def test_weak_loss_reads_scores_or_logits():
 
 # ---- the paper's equations (docs/cmran.md), transcribed in plain torch ----------------------------
 
-def _lin(x, m):
-    return x @ m.weight.T + m.bias
-
-
 def _ln(x, m):
     mu = x.mean(-1, keepdim=True)
     var = ((x - mu) ** 2).mean(-1, keepdim=True)
@@ -234,8 +231,8 @@ def _mha(x, memory, attn, heads):
     """softmax(q k^T / sqrt(d)) v per head; k, v from the packed kv projection (keys first)."""
     b, t, e = x.shape
     d = e // heads
-    q = _lin(x, attn.q_proj)
-    kv = _lin(memory, attn.kv_proj)
+    q = lin(attn.q_proj, x)
+    kv = lin(attn.kv_proj, memory)
     k, v = kv[..., :e], kv[..., e:]
 
     def split(z):
@@ -243,7 +240,7 @@ def _mha(x, memory, attn, heads):
 
     w = torch.softmax(split(q) @ split(k).transpose(-1, -2) / math.sqrt(d), dim=-1)
     o = (w @ split(v)).transpose(1, 2).reshape(b, t, e)
-    return _lin(o, attn.out_proj)
+    return lin(attn.out_proj, o)
 
 
 def _relation_layer(x, memory, layer, heads):
@@ -252,11 +249,11 @@ def _relation_layer(x, memory, layer, heads):
     if layer.ffn is None:
         return x
     w1, w2 = layer.ffn.net[0], layer.ffn.net[3]
-    return _ln(x + _lin(torch.relu(_lin(x, w1)), w2), layer.norm2)
+    return _ln(x + lin(w2, torch.relu(lin(w1, x))), layer.norm2)
 
 
 def _itr(x, itr, heads):
-    x = _lin(x, itr.proj)
+    x = lin(itr.proj, x)
     for layer in itr.layers:
         x = _relation_layer(x, x, layer, heads)
     return x
@@ -265,28 +262,28 @@ def _itr(x, itr, heads):
 def _cmrn_equations(m: CMRAN, visual, audio):
     b, t = audio.shape[:2]
     # 1. pre-projection on every cell
-    v = torch.relu(_lin(visual.reshape(b, t, 49, -1), m.visual_proj[0]))
+    v = torch.relu(lin(m.visual_proj[0], visual.reshape(b, t, 49, -1)))
     # 2. AGSCA: channel, then spatial
     ch, sp = m.visual_attention.channel, m.visual_attention.spatial
-    g = (torch.relu(_lin(audio, ch.audio_proj))[:, :, None] * torch.relu(_lin(v, ch.visual_proj))).mean(2)
-    m_c = torch.sigmoid(_lin(torch.relu(_lin(g, ch.squeeze)), ch.excite))
+    g = (torch.relu(lin(ch.audio_proj, audio))[:, :, None] * torch.relu(lin(ch.visual_proj, v))).mean(2)
+    m_c = torch.sigmoid(lin(ch.excite, torch.relu(lin(ch.squeeze, g))))
     v_c = v * (m_c[:, :, None] + 1)
-    x = torch.tanh(_lin(torch.relu(_lin(v_c, sp.visual_proj)) * torch.relu(_lin(audio, sp.audio_proj))[:, :, None], sp.score))
+    x = torch.tanh(lin(sp.score, torch.relu(lin(sp.visual_proj, v_c)) * torch.relu(lin(sp.audio_proj, audio))[:, :, None]))
     m_s = torch.softmax(x.squeeze(-1), dim=-1)
     v_att = (m_s[..., None] * v_c).sum(2)
     # 3. relation-aware modules: memory [ITR(other) ; projected query]
     ram_a, ram_v = m.audio_relation, m.video_relation
-    q_a = _lin(audio, ram_a.query_proj)
+    q_a = lin(ram_a.query_proj, audio)
     a_o = _relation_layer(q_a, torch.cat([_itr(v_att, ram_a.itr, 4), q_a], 1), ram_a.relation, 4)
-    q_v = _lin(v_att, ram_v.query_proj)
+    q_v = lin(ram_v.query_proj, v_att)
     v_o = _relation_layer(q_v, torch.cat([_itr(audio, ram_v.itr, 4), q_v], 1), ram_v.relation, 4)
     # 4. AV interaction: f = v_o * a_o attends to [a_o ; v_o], no FFN
     f = v_o * a_o
     heads = 4 if m.config.setting == "supervised" else 2
     o = _ln(f + _mha(f, torch.cat([a_o, v_o], 1), m.interaction.relation.attn, heads), m.interaction.relation.norm1)
     # 5. heads
-    s = _lin(o, m.head.relevance).squeeze(-1)
-    c = _lin(o.max(1).values, m.head.classifier)
+    s = lin(m.head.relevance, o).squeeze(-1)
+    c = lin(m.head.classifier, o.max(1).values)
     if m.config.setting == "supervised":
         return s, c
     video_logits = (torch.sigmoid(s)[:, :, None] * c[:, None]).max(1).values

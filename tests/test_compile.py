@@ -1,4 +1,5 @@
-"""Every public layer under torch.compile(fullgraph=True) gives the eager result, forward and backward."""
+"""Every public layer under torch.compile(fullgraph=True) gives the eager result, forward and backward,
+and the attention weights it returns are the eager ones."""
 
 import pytest
 import torch
@@ -19,6 +20,15 @@ CASES = {
     "AVI": lambda: (avattn.AudioVideoInteraction(16, 2), (torch.randn(2, 5, 16), torch.randn(2, 5, 16))),
     "SupervisedHead": lambda: (avattn.SupervisedLocalizationHead(16, 28), (torch.randn(2, 5, 16),)),
     "WeakHead": lambda: (avattn.WeakLocalizationHead(16, 29), (torch.randn(2, 5, 16),)),
+    "BiLSTMEncoder": lambda: (avattn.BiLSTMEncoder(12, 8, num_layers=2), (torch.randn(3, 7, 12),)),
+    "DMRN": lambda: (avattn.DMRN(16, num_layers=2), (torch.randn(3, 7, 16), torch.randn(3, 7, 16))),
+    "PSP-supervised": lambda: (avattn.PositiveSamplePropagation(16), (torch.randn(3, 10, 16), torch.randn(3, 10, 16))),
+    "PSP-weak": lambda: (
+        avattn.PositiveSamplePropagation(16, variant="weak"),
+        (torch.randn(1, 1, 16), torch.randn(1, 1, 16)),
+    ),
+    "SegmentClassifier": lambda: (avattn.SegmentClassifier(16, 29), (torch.randn(3, 7, 16),)),
+    "TemporalWeightingHead": lambda: (avattn.TemporalWeightingHead(29), (torch.randn(3, 7, 29),)),
 }
 
 
@@ -35,14 +45,13 @@ def test_compile_fullgraph_matches_eager(name):
     eager_out, compiled_out = _flat(module(*inputs)), _flat(compiled(*inputs))
     for e, c in zip(eager_out, compiled_out, strict=True):
         torch.testing.assert_close(c, e)
-    grads = [torch.autograd.grad(sum(o.sum() for o in outs), list(module.parameters()), allow_unused=True)
-             for outs in (eager_out, compiled_out)]
-    for ge, gc in zip(*grads):
-        if ge is not None:
-            torch.testing.assert_close(gc, ge)
+    params = list(module.parameters())  # every parameter gets a gradient (none is left unused)
+    grads = [torch.autograd.grad(sum(o.sum() for o in outs), params) for outs in (eager_out, compiled_out)]
+    for ge, gc in zip(*grads, strict=True):
+        torch.testing.assert_close(gc, ge)
 
 
-def test_compile_with_return_weights():
+def test_compiled_cmra_returns_the_eager_weights():
     torch._dynamo.reset()
     cmra = avattn.CrossModalRelationAttention(16, 2).eval()
     q, m = torch.randn(2, 3, 16), torch.randn(2, 4, 16)
@@ -51,3 +60,13 @@ def test_compile_with_return_weights():
     torch.testing.assert_close(out, ref_out)
     torch.testing.assert_close(maps.weights, ref_maps.weights)
     assert maps.source_lengths == (4, 3)
+
+
+def test_compiled_psp_returns_the_eager_weights():
+    torch._dynamo.reset()
+    m = avattn.PositiveSamplePropagation(16).eval()
+    v, a = torch.randn(2, 10, 16), torch.randn(2, 10, 16)
+    out, w = torch.compile(lambda v, a: m(v, a, return_weights=True), fullgraph=True, backend="aot_eager")(v, a)
+    ref_out, ref_w = m(v, a, return_weights=True)
+    torch.testing.assert_close(out.fused, ref_out.fused)
+    torch.testing.assert_close(w.visual_from_audio, ref_w.visual_from_audio)

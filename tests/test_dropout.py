@@ -52,7 +52,7 @@ def test_module_eval_identity_and_errors():
     assert "p=0.2" in repr(m)
 
 
-def test_compiles_fullgraph():
+def test_bit_dropout_compiles_fullgraph_and_scales_the_kept_values():
     torch._dynamo.reset()
     x = torch.ones(1000)
     y = torch.compile(lambda x: avattn.bit_dropout(x, 0.25), fullgraph=True, backend="aot_eager")(x)

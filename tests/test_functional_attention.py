@@ -68,7 +68,7 @@ def test_fully_masked_row_gives_zeros_and_finite_grads(backend):
 
 
 @pytest.mark.parametrize("backend", ["reference", "sdpa"])
-def test_gradcheck_float64(backend):
+def test_reference_and_sdpa_backends_pass_gradcheck_in_float64(backend):
     q, ks, vs, ms = rand_attention_inputs(2, 3, [2, 3], 2, 4, requires_grad=True, masks=["random", None])
 
     def fn(q, k0, k1, v0, v1):
@@ -112,7 +112,7 @@ def test_returned_weights_are_the_softmax():
     assert k.shape[1] == w.shape[-1]
 
 
-def test_custom_scale():
+def test_reference_and_sdpa_backends_apply_a_custom_scale():
     q, ks, vs, _ = rand_attention_inputs(2, 3, [4], 2, 8)
     for backend in ("reference", "sdpa"):
         out = cmra_attention(q, ks, vs, scale=0.7, backend=backend)

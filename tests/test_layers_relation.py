@@ -4,14 +4,11 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from layer_equations import lin
 
 import avattn
 
 D = torch.float64
-
-
-def lin(layer, x):
-    return F.linear(x, layer.weight, layer.bias)
 
 
 def mha_equation(attn, query, memory_cat, mask=None):

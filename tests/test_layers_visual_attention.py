@@ -2,13 +2,9 @@
 
 import pytest
 import torch
-import torch.nn.functional as F
+from layer_equations import lin
 
 import avattn
-
-
-def lin(layer, x):
-    return F.linear(x, layer.weight, layer.bias)
 
 
 def agsca_equations(m, v, a):
@@ -83,7 +79,7 @@ def test_agva_audio_along_cells_needs_k_equal_cells():
         m(torch.rand(1, 2, 3, 3, 12), torch.rand(1, 2, 6))
 
 
-def test_spatial_average():
+def test_spatial_average_is_the_mean_over_the_cells():
     v = torch.rand(2, 3, 4, 4, 8, dtype=torch.float64)
     torch.testing.assert_close(avattn.SpatialAverage(8, 5)(v, torch.rand(2, 3, 5)), v.mean((2, 3)))
 

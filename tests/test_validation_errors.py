@@ -35,7 +35,7 @@ def test_attention_input_errors(mutate, exc, pattern):
 
 
 @pytest.mark.parametrize("kwargs, pattern", [({"scale": -1.0}, "scale must be"), ({"dropout_p": 1.0}, r"dropout_p must be in \[0, 1\)")])
-def test_option_errors(kwargs, pattern):
+def test_bad_scale_or_dropout_p_raises_a_value_error_naming_it(kwargs, pattern):
     q, k, v = qkv()
     with pytest.raises(ValueError, match=pattern):
         cmra_attention(q, k, v, **kwargs)
@@ -169,6 +169,26 @@ MIXED_DTYPES = {
         lambda: avattn.FeedForward(16, 32), lambda: (_seq(F64),),
         r"x has dtype torch.float64 but the FeedForward parameters have dtype torch.float32",
     ),
+    "BiLSTMEncoder": (
+        lambda: avattn.BiLSTMEncoder(8, 4), lambda: (_seq(F64, 8),),
+        r"x has dtype torch.float64 but the BiLSTMEncoder parameters have dtype torch.float32",
+    ),
+    "DMRN": (
+        lambda: avattn.DMRN(8), lambda: (_seq(F32, 8), _seq(F64, 8)),
+        r"audio has dtype torch.float64 but visual has dtype torch.float32",
+    ),
+    "PositiveSamplePropagation": (
+        lambda: avattn.PositiveSamplePropagation(8), lambda: (_seq(F32, 8), _seq(F16, 8)),
+        r"audio has dtype torch.float16 but visual has dtype torch.float32",
+    ),
+    "SegmentClassifier": (
+        lambda: avattn.SegmentClassifier(8), lambda: (_seq(F64, 8),),
+        r"x has dtype torch.float64 but the SegmentClassifier parameters have dtype torch.float32",
+    ),
+    "TemporalWeightingHead": (
+        lambda: avattn.TemporalWeightingHead(29), lambda: (_seq(F64, 29),),
+        r"segment_scores has dtype torch.float64 but the TemporalWeightingHead parameters have dtype torch.float32",
+    ),
 }
 
 
@@ -264,6 +284,11 @@ def test_numpy_scalars_accepted_for_scale_and_dropout(backend):
     expected = cmra_attention(q, k, v, scale=0.5, backend=backend)
     out = cmra_attention(q, k, v, scale=np.float32(0.5), dropout_p=np.float64(0.0), backend=backend)
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+def test_numpy_scalars_accepted_for_layer_sizes_and_threshold():
+    assert avattn.SegmentClassifier(np.int64(8), hidden_dim=np.int32(4)).hidden.out_features == 4
+    assert avattn.PositiveSamplePropagation(8, threshold=np.float32(0.25)).threshold == pytest.approx(0.25)
 
 
 VISUAL_LAYERS = {
