@@ -33,7 +33,7 @@ def test_help_shows_the_defaults(command, capsys):
     assert exc.value.code == 0 and f"usage: python -m examples.cmran {command}" in text
     shown = {"train": "(default: synthetic)", "evaluate": "(default: test)", "predict": "(default: 64)",
              "visualize": "(default: 4)", "export-synthetic": "(default: float32)",
-             "import-reference": "(default: cmran)", "sweep": "(default: 0,1,2)"}
+             "import-reference": "(default: cmran)", "sweep": "(default: 0,1,2)", "extract": "(default: index)"}
     assert shown[command] in " ".join(text.split())
 
 
