@@ -16,13 +16,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from . import registry
+from . import registry, signals
 from .amp import resolve_amp, run_amp
 from .checkpoint import load_checkpoint, load_model_state
 from .checks import ConfigError, check_data
 from .config import AMP_MODES
 from .constants import SPLITS
-from .datasets import build_splits, with_data
+from .datasets import build_splits, label_note, with_data
 from .runtime import autocast, resolve_device, to_device
 
 
@@ -74,6 +74,7 @@ def evaluate_accuracy(
         pred = model.predict(output)
         counts[0] += (pred == segment_labels).sum()
         counts[1] += segment_labels.numel()
+        signals.check()  # a signal that DataLoader internals swallowed stops here
     if world_size > 1:
         dist.all_reduce(counts)
         dist.all_reduce(first_bad, op=dist.ReduceOp.MIN)
@@ -147,7 +148,10 @@ def load_for_inference(args: argparse.Namespace, *, note_file=None):
     amp, note = resolve_amp(requested, device)
     if requested == "auto":
         print(note, file=note_file or sys.stdout)
-    return device, model, ckpt, amp, build_splits(model.config, train_cfg, (args.split,))[args.split]
+    splits = build_splits(model.config, train_cfg, (args.split,))
+    if label_note(splits) is not None:
+        print(label_note(splits), file=sys.stderr)
+    return device, model, ckpt, amp, splits[args.split]
 
 
 def main(args: argparse.Namespace) -> int:

@@ -36,12 +36,13 @@ from pathlib import Path
 
 import torch
 
-from . import registry
+from . import registry, run_lock
 from .checkpoint import (
     FORMAT,
     RUN_FILES,
     VERSION,
     CheckpointError,
+    read_torch_file,
     rng_state,
     run_files_in,
     save_checkpoint,
@@ -80,18 +81,16 @@ def _fmt(shape) -> str:
 
 def read_reference_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict of a reference ``.pth.tar`` (bare or under 'state_dict'), ``module.`` stripped."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"reference checkpoint {str(path)!r} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        obj = read_torch_file(path, "reference checkpoint", how=" with weights_only=True")
+    except CheckpointError as exc:
+        if not getattr(exc, "pickles_code", False):
+            raise
         raise CheckpointError(
-            f"reference checkpoint {str(path)!r} could not be read with weights_only=True ({type(exc).__name__}: "
-            f"{first}). If it pickles the whole model, save its state_dict() with the reference code first "
-            "(see docs/cmran.md, 'Reference checkpoints in'; docs/avel.md and docs/psp.md for AVEL and PSP)"
-        ) from exc
+            f"{exc}. If you made it yourself with the reference scripts (the AVEL and PSP scripts pickle the whole "
+            "model), save its state_dict() with that code first (see docs/cmran.md, 'Reference checkpoints in'; "
+            "docs/avel.md and docs/psp.md for AVEL and PSP)"
+        ) from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -202,7 +201,9 @@ def main(args: argparse.Namespace) -> int:
     imported = {"from": os.path.abspath(args.checkpoint), "model": args.model, "setting": args.setting,
                 "keys_used": len({theirs for theirs, _ in reference_model(args.model).key_map(cfg).values()}),
                 "keys_ignored": ignored}
-    write_run(out, cfg, converted, train_cfg, imported)
+    with run_lock.hold(out, "import-reference"):
+        _check_out(args.out, args.overwrite)  # again, now that the folder is ours
+        write_run(out, cfg, converted, train_cfg, imported)
     print(f"imported {args.checkpoint} ({args.setting} {args.model}; {imported['keys_used']} keys used, "
           f"{ignored} unused keys ignored) -> {out / 'best.pt'}")
     for what in ("evaluate", "visualize", "predict"):
