@@ -6,7 +6,7 @@ signal (``os.kill``) exactly there. Not a test module: ``test_ave_signals.py`` s
 PHASE
     ``save:K``      inside the K-th ``torch.save`` (a checkpoint half written: train writes best.pt then
                     last.pt at each improving epoch, so save:1 is epoch 1's best.pt, save:2 its last.pt)
-    ``replace:NAME`` a write of NAME complete under its temporary name, before the rename
+    ``replace:NAME:K`` the K-th write of NAME complete under its temporary name, before the rename
     ``sample:K``    the exporter generating its K-th video (the feature files half written)
 
 At the pause it prints ``PAUSED PHASE`` on stdout and waits, at most 60 s, until a signal has been
@@ -56,11 +56,12 @@ class _PausingFile:
 
 def install(phase: str) -> None:
     kind, _, arg = phase.partition(":")
+    arg, _, k = arg.partition(":") if kind == "replace" else (arg, "", arg)
     calls = [0]
 
     def nth() -> bool:
         calls[0] += 1
-        return calls[0] == int(arg)
+        return calls[0] == int(k)
 
     if kind == "save":
         import torch
@@ -71,7 +72,7 @@ def install(phase: str) -> None:
         real_replace = os.replace
 
         def replace(src, dst, *a, **k):
-            if Path(dst).name == arg:
+            if Path(dst).name == arg and nth():
                 pause(phase)
             return real_replace(src, dst, *a, **k)
 

@@ -1,7 +1,8 @@
 """A size-limited file system for the tests of a full disk: ``small_disk`` mounts a 40 MB tmpfs (root only;
 the test is skipped, with the reason, where mounting is not permitted) and unmounts it afterwards.
 
-A test module imports the fixture (``from small_disk import small_disk  # noqa: F401``).
+A test module imports the fixture (``from small_disk import mount_small_disk  # noqa: F401``) and takes
+``small_disk`` (the mounted folder) as an argument.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pytest
 SIZE_MB = 40
 
 
-@pytest.fixture
-def small_disk(tmp_path):
+@pytest.fixture(name="small_disk")
+def mount_small_disk(tmp_path):
     if sys.platform != "linux" or shutil.which("mount") is None:
         pytest.skip("a size-limited tmpfs needs Linux and mount(8)")
     disk = tmp_path / "disk"

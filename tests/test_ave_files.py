@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
-from small_disk import fill, small_disk  # noqa: F401  (the fixture acts where imported)
+from small_disk import fill, mount_small_disk  # noqa: F401  (the fixture acts where imported)
 
 from examples.ave.checkpoint import load_checkpoint
 
@@ -71,10 +71,10 @@ def _export(out: Path, videos: int, *, check_space: bool) -> subprocess.Popen:
 
 
 def test_an_export_that_cannot_fit_is_refused_and_one_that_runs_out_ends_cleanly(small_disk):
-    # 400 videos: 40 MB of visual features, more than the disk; 150 videos (15 MB) with 8 MB left: out midway
+    # 400 videos: 401 MB of visual features, far more than the disk; 40 videos (40 MB) with 8 MB left: out midway
     fill(small_disk, 8 << 20)
     big, midway = small_disk / "big", small_disk / "midway"
-    refused, ran_out = _export(big, 400, check_space=True), _export(midway, 150, check_space=False)
+    refused, ran_out = _export(big, 400, check_space=True), _export(midway, 40, check_space=False)
     (_, refused_err), (_, ran_out_err) = refused.communicate(timeout=300), ran_out.communicate(timeout=300)
     assert refused.returncode == 1, refused_err
     last = refused_err.strip().splitlines()[-1]

@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DRIVER = Path(__file__).with_name("signal_driver.py")
 TINY = ["--data", "synthetic", "--subset", "8", "--batch-size", "4", "--max-steps", "1", "--eval-batch-size", "8"]
 
-# (phase, signal): inside epoch 1's best.pt, inside its last.pt, its metrics.jsonl written but not yet renamed
-TRAIN_PHASES = [("save:1", signal.SIGINT), ("save:2", signal.SIGTERM), ("replace:metrics.jsonl", signal.SIGHUP)]
+# (phase, signal), for AVEL (small checkpoints): inside epoch 1's best.pt, inside its last.pt, its metrics.jsonl written but not yet renamed
+# (the first write of metrics.jsonl is the empty one when the run starts)
+TRAIN_PHASES = [("save:1", signal.SIGINT), ("save:2", signal.SIGTERM), ("replace:metrics.jsonl:2", signal.SIGHUP)]
 
 
 def _start(tmp_path: Path, name: str, phase: str, argv: list[str]) -> tuple[subprocess.Popen, Path]:
@@ -60,13 +61,14 @@ def _lines(err: Path) -> list[str]:
 
 def test_a_signal_in_each_phase_of_a_write_ends_cleanly(tmp_path):
     started = [(phase, sig, tmp_path / f"run{i}", *_start(tmp_path, f"run{i}", phase,
-                                                           ["train", *TINY, "--epochs", "3", "--out", str(tmp_path / f"run{i}")]))
+                                                           ["train", "--model", "avel", *TINY, "--epochs", "3",
+                                                            "--out", str(tmp_path / f"run{i}")]))
                for i, (phase, sig) in enumerate(TRAIN_PHASES)]
     export_out = tmp_path / "export"
     export = _start(tmp_path, "export", "sample:40",
                     ["export-synthetic", "--out", str(export_out), "--num-videos", "60"])
     try:
-        for phase, sig, _, proc, _ in started:
+        for _, sig, _, proc, _ in started:
             _signal_at_pause(proc, sig)
         _signal_at_pause(export[0], signal.SIGTERM)
     finally:

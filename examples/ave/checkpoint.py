@@ -45,7 +45,12 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    atomic_write(path, lambda f: torch.save(state, f), need_bytes=lambda: _nbytes(state))
+    atomic_write(*checkpoint_file(path, state))
+
+
+def checkpoint_file(path: str | os.PathLike, state: dict) -> tuple:
+    """``(path, write, need_bytes)`` of a checkpoint, for ``files.atomic_writes``."""
+    return path, lambda f: torch.save(state, f), lambda: _nbytes(state)
 
 
 def _nbytes(tree) -> int:

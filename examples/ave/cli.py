@@ -98,7 +98,9 @@ def _tell_torchrun(message: str) -> None:
     if path:
         try:
             with open(path, "w") as f:
-                json.dump({"message": message, "timestamp": int(time.time())}, f)
+                # torch.distributed.elastic's format; its summary shows py_callstack: here the reason alone
+                json.dump({"message": {"message": message, "extraInfo": {"py_callstack": message,
+                                                                         "timestamp": str(int(time.time()))}}}, f)
         except OSError:
             pass
 

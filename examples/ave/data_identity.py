@@ -63,7 +63,7 @@ def identity(data: str, setting: str, label_source: str | None) -> dict | None:
 def differences(then: dict, now: dict) -> list[str]:
     """What differs between two records, one phrase per file."""
     out = []
-    for name in sorted(then["files"].keys() | now["files"].keys()):
+    for name in dict.fromkeys([*then["files"], *now["files"]]):  # the loader's order: the features first
         a, b = then["files"].get(name), now["files"].get(name)
         if a is None or b is None:
             out.append(f"{name}: {'absent' if a is None else 'present'} then, {'absent' if b is None else 'present'} now")

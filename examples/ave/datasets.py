@@ -11,14 +11,16 @@ from .config import TrainConfig
 from .constants import SPLITS
 
 
-def with_data(train_cfg: TrainConfig, data: str | None) -> TrainConfig:
-    """The training run's data config with ``data`` swapped in (synthetic-only options dropped for a directory)."""
-    if data is None or data == train_cfg.data:
+def with_data(train_cfg: TrainConfig, data: str | None, labels: str | None = None) -> TrainConfig:
+    """The training run's data config with ``data`` swapped in (synthetic-only options dropped for a directory)
+    and, if given, ``labels`` (where a data directory's segment labels come from)."""
+    if (data is None or data == train_cfg.data) and labels in (None, train_cfg.labels):
         return train_cfg
+    data = train_cfg.data if data is None else data
     synthetic = data == "synthetic"
     cfg = dataclasses.replace(train_cfg, data=data, difficulty=train_cfg.difficulty if synthetic else None,
                               data_seed=(train_cfg.data_seed or 0) if synthetic else None,
-                              labels="auto" if synthetic else train_cfg.labels)
+                              labels=labels or ("auto" if synthetic else train_cfg.labels))
     cfg.validate()
     return cfg
 

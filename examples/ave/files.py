@@ -60,11 +60,24 @@ def atomic_path(path: str | os.PathLike, *, need_bytes=None):
 
 
 class _Recording:
-    """A file object that remembers the OSError of a failed write (writers that re-raise it as another
-    error lose its errno)."""
+    """Writes a file through ``write(file)``, remembering the OSError of a failed write (writers that re-raise
+    it as another error, like torch's zip writer, lose its errno) and how many bytes were asked for."""
 
-    def __init__(self, f) -> None:
-        self._f, self.error, self.attempted = f, None, 0
+    def __init__(self) -> None:
+        self._f, self.error, self.attempted = None, None, 0
+
+    def write_file(self, path: Path, write) -> None:
+        with open(path, "wb") as self._f:
+            try:
+                write(self)
+                self._f.flush()
+            except BaseException as exc:
+                if self.error is not None and self.error is not exc and not isinstance(exc, OSError):
+                    raise self.error from exc
+                raise
+
+    def size(self) -> int:
+        return self.attempted
 
     def write(self, data) -> int:
         self.attempted += len(data) if hasattr(data, "__len__") else 0
@@ -78,36 +91,40 @@ class _Recording:
         return getattr(self._f, name)
 
 
-def atomic_write(path: str | os.PathLike, write, *, need_bytes=None) -> None:
+def atomic_write(path: str | os.PathLike, write, need_bytes=None) -> None:
     """``write(file)`` into a temporary file beside ``path``, fsync, then ``os.replace``; a signal that
     arrives meanwhile is raised once the file is in place."""
-    opened: list[_Recording] = []
+    atomic_writes([(path, write, need_bytes)])
 
-    def attempted() -> int:
-        return opened[0].attempted if opened else 0
 
-    with signals.deferred(), atomic_path(path, need_bytes=attempted if need_bytes is None else need_bytes) as tmp:
-        with open(tmp, "wb") as raw:
-            opened.append(_Recording(raw))
-            try:
-                write(opened[0])
-                raw.flush()
-            except BaseException as exc:
-                error = opened[0].error
-                if error is not None and error is not exc and not isinstance(exc, OSError):
-                    raise error from exc
-                raise
+def atomic_writes(writes) -> None:
+    """Several files, each ``(path, write, need_bytes)`` as for ``atomic_write``, all written under their
+    temporary names first and then renamed into place: when one write fails, no file is replaced."""
+    with signals.deferred(), contextlib.ExitStack() as stack:
+        for path, write, need_bytes in writes:
+            recorder = _Recording()
+            tmp = stack.enter_context(atomic_path(path, need_bytes=recorder.size if need_bytes is None else need_bytes))
+            recorder.write_file(tmp, write)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
     """Strict JSON: a NaN or infinity raises ValueError instead of writing a file other tools cannot read."""
-    text = json.dumps(obj, indent=2, allow_nan=False) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(*json_file(path, obj))
 
 
 def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
-    text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
-    atomic_write(path, lambda f: f.write(text.encode()))
+    atomic_write(*jsonl_file(path, records))
+
+
+def json_file(path: str | os.PathLike, obj) -> tuple:
+    """``(path, write, need_bytes)`` of a strict JSON file, for ``atomic_writes``."""
+    data = (json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()
+    return path, lambda f: f.write(data), len(data)
+
+
+def jsonl_file(path: str | os.PathLike, records: list[dict]) -> tuple:
+    data = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records).encode()
+    return path, lambda f: f.write(data), len(data)
 
 
 def _fsync(path: str) -> None:
@@ -210,5 +227,5 @@ def alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["NoSpaceError", "alive", "atomic_path", "atomic_write", "check_free_space", "free_bytes",
+__all__ = ["NoSpaceError", "alive", "atomic_path", "atomic_write", "atomic_writes", "check_free_space", "free_bytes", "json_file", "jsonl_file",
            "mount_point", "no_space_message", "remove_stale_temp_files", "write_json", "write_jsonl"]

@@ -42,15 +42,15 @@ from .checkpoint import (
     RUN_FILES,
     VERSION,
     CheckpointError,
+    checkpoint_file,
     read_torch_file,
     rng_state,
     run_files_in,
-    save_checkpoint,
-    write_json,
 )
 from .checks import ConfigError, check_out_dir
 from .config import TrainConfig
 from .constants import SETTINGS
+from .files import atomic_writes, json_file
 from .reference_keys import PREFIX, ReferenceKey, ReferenceModel
 from .runtime import python_command
 
@@ -166,13 +166,12 @@ def write_run(out: Path, cfg, state: dict[str, torch.Tensor], train_cfg: TrainCo
         "rng": [rng_state(torch.Generator().manual_seed(train_cfg.seed))], "epoch": 0, "best_val": -1.0,
         "best_epoch": 0, "history": [], "world_size": 1, "imported": imported,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:
+    config = {"model": cfg.to_dict(), "train": train_cfg.to_dict(), "world_size": 1,
+              "parameters": registry.count_parameters(model), "imported": imported}
+    atomic_writes([checkpoint_file(out / "best.pt", ckpt), json_file(out / "config.json", config)])
+    for name in RUN_FILES:  # an earlier run's other files go once the new ones are in place
         if name not in ("best.pt", "config.json"):
             (out / name).unlink(missing_ok=True)
-    save_checkpoint(out / "best.pt", ckpt)
-    write_json(out / "config.json", {"model": cfg.to_dict(), "train": train_cfg.to_dict(), "world_size": 1,
-                                     "parameters": registry.count_parameters(model), "imported": imported})
 
 
 # ---- CLI ----------------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ takes the place of an earlier one.
 ``check`` refuses a folder that holds a run unless ``--resume`` or ``--overwrite`` says what to do with it;
 ``train`` calls it once before any work and again under the folder's lock (``claim``), which the run holds
 for its whole life (``run_lock``). ``--overwrite`` removes nothing up front: the earlier run's files stay
-until the new run's first epoch is saved, and are replaced then (``Trainer.save``), so a new run that fails,
-diverges or is interrupted before that leaves the earlier run as it was.
+until the new run's first epoch is saved, and are replaced then, all at once (``replace_earlier_run``), so
+a new run that fails, diverges, runs out of disk or is interrupted before that leaves the earlier run as
+it was.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import os
 from pathlib import Path
 
 from . import run_lock
-from .checkpoint import RUN_FILES, run_files_in
+from .checkpoint import RUN_FILES, checkpoint_file, run_files_in
 from .checks import ConfigError, check_out_dir
-from .files import atomic_write, remove_stale_temp_files, write_json, write_jsonl
+from .files import atomic_write, atomic_writes, json_file, jsonl_file, remove_stale_temp_files, write_json, write_jsonl
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -76,10 +77,14 @@ def prepare(out: Path, resume: str | None, config: dict, history: list[dict]) ->
     return False
 
 
-def replace_earlier_run(out: Path, config: dict, wrote_best: bool) -> None:
-    """After a fresh run's first checkpoints are in place: its config, and no file of the earlier run."""
-    write_json(out / "config.json", config)
-    for name in ("result.json", *(() if wrote_best else ("best.pt",))):
+def replace_earlier_run(out: Path, state: dict, history: list[dict], config: dict, improved: bool) -> None:
+    """A fresh run's first save in a folder that holds an earlier run (--overwrite): its checkpoints,
+    metrics and config written whole first, then renamed into place together; then no file of the earlier
+    run is left (its result.json, its best.pt when this epoch wrote none)."""
+    atomic_writes([*([checkpoint_file(out / "best.pt", state)] if improved else []),
+                   checkpoint_file(out / "last.pt", state), jsonl_file(out / "metrics.jsonl", history),
+                   json_file(out / "config.json", config)])
+    for name in ("result.json", *(() if improved else ("best.pt",))):
         (out / name).unlink(missing_ok=True)
 
 

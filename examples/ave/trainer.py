@@ -357,15 +357,17 @@ class Trainer:
         if not self.procs.master:
             return
         with signals.deferred():  # a signal waits until the epoch is saved whole
-            if improved:  # best first: a crash in between never leaves last.pt pointing past best.pt
-                save_checkpoint(self.out / "best.pt", state)
-                self.progress.best_epoch = epoch
-            save_checkpoint(self.out / "last.pt", state)
-            self.progress.saved_epoch = epoch
-            write_jsonl(self.out / "metrics.jsonl", self.selection.history)
-            if self.progress.replacing:  # --overwrite: the earlier run's files go once this run's are in place
-                run_folder.replace_earlier_run(self.out, self.config_record(), improved)
+            if self.progress.replacing:  # --overwrite: the earlier run's files go once this run's are whole
+                run_folder.replace_earlier_run(self.out, state, self.selection.history, self.config_record(), improved)
                 self.progress.replacing = False
+            else:
+                if improved:  # best first: a crash in between never leaves last.pt pointing past best.pt
+                    save_checkpoint(self.out / "best.pt", state)
+                    self.progress.best_epoch = epoch
+                save_checkpoint(self.out / "last.pt", state)
+                write_jsonl(self.out / "metrics.jsonl", self.selection.history)
+            self.progress.best_epoch = epoch if improved else self.progress.best_epoch
+            self.progress.saved_epoch = epoch
 
     # ---- test the best checkpoint, once ----
     def final_test(self) -> None:

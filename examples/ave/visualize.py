@@ -70,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device, backend="reference", model=args.model)  # returns weights
-    splits = build_splits(model.config, with_data(ckpt["train_config"], args.data), (args.split,))
+    splits = build_splits(model.config, with_data(ckpt["train_config"], args.data, args.labels), (args.split,))
     if label_note(splits) is not None:
         print(label_note(splits), file=sys.stderr)
     dataset = splits[args.split]
