@@ -40,6 +40,14 @@ def test_a_json_write_on_a_full_disk_keeps_the_previous_file(small_disk):
     assert msg.startswith(f"no space left on device {small_disk} writing {small_disk / 'config.json'} (need about ")
     assert "the previous config.json is intact" in msg
     assert (small_disk / "config.json").read_text() == '{\n  "run": 1\n}\n' and not _temporary(small_disk)
+    # files written together (a run replacing an earlier one): one that does not fit, and none is replaced
+    from examples.ave.files import atomic_writes, json_file
+
+    (small_disk / "small.json").write_text("old\n")
+    with pytest.raises(NoSpaceError, match=f"writing {small_disk / 'big.json'} "):
+        atomic_writes([json_file(small_disk / "small.json", {"new": 1}), json_file(small_disk / "big.json", "x" * (1 << 20))])
+    assert (small_disk / "small.json").read_text() == "old\n" and not (small_disk / "big.json").exists()
+    assert not _temporary(small_disk)
 
 
 def test_training_on_a_full_disk_stops_with_the_reason_and_resumes_elsewhere(capsys, small_disk, tmp_path):

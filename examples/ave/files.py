@@ -54,7 +54,7 @@ def atomic_path(path: str | os.PathLike, *, need_bytes=None):
             os.unlink(tmp)
         if signals.pending() is not None and not isinstance(exc, KeyboardInterrupt):
             raise signals.Stop(signals.pending()) from exc  # a signal that surfaced as the writer's own error
-        if full is not None:
+        if full is not None and not isinstance(exc, NoSpaceError):  # (a file written beside this one ran out)
             raise NoSpaceError(no_space_message(path, need_bytes)) from full
         raise
 
