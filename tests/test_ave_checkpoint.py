@@ -14,7 +14,7 @@ import pytest
 import torch
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
-from examples.ave.checkpoint import CheckpointError, read_torch_file
+from examples.ave.checkpoint import CheckpointError
 
 COMMANDS = {
     "evaluate": lambda ckpt, tmp: ["evaluate", "--checkpoint", ckpt],
@@ -42,6 +42,8 @@ def test_a_file_that_is_no_checkpoint_is_named_for_what_it_is(capsys, tmp_path, 
 
 
 def test_pickles_are_refused_without_running_them(tmp_path):
+    from examples.ave.checkpoint import read_torch_file
+
     for obj, says in ((Fraction(1, 3), r"pickles Python objects \(fractions.Fraction\)"),
                       ({"a": 1}, "is a Python pickle, not a torch.save")):
         path = tmp_path / "x.pt"

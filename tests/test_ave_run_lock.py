@@ -17,7 +17,8 @@ import pytest
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
 from examples.ave.checkpoint import load_checkpoint
-from examples.ave.run_lock import LOCK_NAME, FolderInUseError, hold
+
+LOCK_NAME = ".avattn.lock"  # examples.ave.run_lock.LOCK_NAME
 
 pytestmark = pytest.mark.xdist_group("cmran_train")
 
@@ -56,6 +57,8 @@ def test_a_run_folder_belongs_to_one_process_and_a_dead_holders_lock_is_taken_ov
 
 
 def test_the_lock_refuses_a_second_holder_and_leaves_no_trace(tmp_path):
+    from examples.ave.run_lock import LOCK_NAME, FolderInUseError, hold
+
     folder = tmp_path / "new" / "folder"
     with hold(folder, "export-synthetic"):
         assert (folder / LOCK_NAME).is_file()

@@ -17,8 +17,7 @@ from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures 
 
 from examples.ave.config import TrainConfig
 from examples.ave.data import AVEDataError
-from examples.ave.data.label_sources import LabelChoice
-from examples.ave.datasets import build_splits, label_note
+from examples.ave.datasets import build_splits
 from examples.ave.export import export_synthetic
 from examples.cmran.config import CMRANConfig
 
@@ -45,6 +44,12 @@ def copy(release, tmp_path):
 def _splits(root: Path, setting: str = "supervised", labels: str = "auto"):
     cfg = TrainConfig(data=str(root), labels=labels).resolve(setting)
     return build_splits(CMRANConfig(setting=setting), cfg, ("val",))
+
+
+def label_note(splits):
+    from examples.ave.datasets import label_note
+
+    return label_note(splits)
 
 
 def _relabel_sample_0(root: Path, category: int) -> None:
@@ -95,6 +100,8 @@ def test_train_says_which_labels_it_uses_and_refuses_a_disagreement(capsys, copy
 
 
 def test_the_real_releases_known_label_errors_are_not_refused(tmp_path):
+    from examples.ave.data.label_sources import LabelChoice
+
     known = LabelChoice(tmp_path, 4143, "auto", "annotations", tmp_path / "Annotations.txt", 4143, True, (171, 2189))
     assert known.problem() is None
     assert known.note().endswith("(labels.h5 differs on 2 of 4143 samples (samples 171, 2189), the release's known "

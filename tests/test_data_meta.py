@@ -11,7 +11,6 @@ import pytest
 from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures act where imported)
 
 from examples.ave.data import AVEDataError, build_datasets
-from examples.ave.data.meta import read_text_lines
 from examples.ave.export import export_synthetic
 
 
@@ -40,5 +39,7 @@ def test_bytes_that_are_not_utf8_are_named_by_file_line_and_byte(capsys, release
 
 
 def test_a_utf8_file_reads_as_before(tmp_path):
+    from examples.ave.data.meta import read_text_lines
+
     (tmp_path / "t.txt").write_bytes("Église\r\nb\n".encode())
     assert read_text_lines(tmp_path / "t.txt", "text") == ["Église", "b"]
