@@ -136,11 +136,12 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(capsys, tmp_pa
     code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--out", out, "--resume")
     assert code == 0, err
     assert [r["epoch"] for r in records(out / "metrics.jsonl")] == [1, 2]
-    # --overwrite starts afresh: the old run's files go; a NaN at the first step leaves no checkpoint
+    # --overwrite starts afresh, but removes nothing before its first save (issue 22): a NaN at the first step
+    # leaves no checkpoint of the new run and the earlier run's files as they were
+    before = {n: (out / n).read_bytes() for n in ("last.pt", "best.pt", "result.json", "metrics.jsonl", "config.json")}
     code, _, err = run(capsys, "train", *TINY, "--epochs", "2", "--out", out, "--overwrite", "--debug-nan-at-step", "1")
-    assert code == 1 and "no checkpoint was written yet" in err
-    assert not any((out / n).exists() for n in ("last.pt", "best.pt", "result.json"))
-    assert records(out / "metrics.jsonl") == []
+    assert code == 1 and "no checkpoint was written yet" in err and "earlier run" in err
+    assert {n: (out / n).read_bytes() for n in before} == before
 
 
 def test_non_finite_gradient_stops_before_the_optimizer_step(capsys, tmp_path):

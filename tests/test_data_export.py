@@ -108,3 +108,21 @@ def test_export_synthetic_subcommand_writes_a_loadable_release(tmp_path, capsys)
     assert "wrote 3 videos" in capsys.readouterr().out
     ds = build_datasets(tmp_path / "x", setting="weak")
     assert [len(ds[s]) for s in ("train", "val", "test")] == [2, 1, 1]
+
+
+def test_a_folder_holding_files_the_export_would_replace_is_refused_without_overwrite(tmp_path, capsys):
+    """Issue 22 item 3: another data set's feature files (no export_info.json) are never replaced silently."""
+    from examples.cmran.__main__ import main as cli
+
+    out = tmp_path / "theirs"
+    out.mkdir()
+    (out / "visual_feature.h5").write_bytes(b"someone else's features")
+    (out / "notes.txt").write_text("kept\n")
+    with pytest.raises(SystemExit) as exit_status:
+        cli(["export-synthetic", "--out", str(out), "--num-videos", "3"])
+    err = capsys.readouterr().err
+    assert exit_status.value.code == 2 and "already holds visual_feature.h5, which the export would replace" in err and "--overwrite" in err
+    assert (out / "visual_feature.h5").read_bytes() == b"someone else's features"
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "visual_feature.h5"]
+    assert cli(["export-synthetic", "--out", str(out), "--num-videos", "3", "--overwrite"]) == 0
+    assert len(build_datasets(out)["val"]) == 1 and (out / "notes.txt").read_text() == "kept\n"

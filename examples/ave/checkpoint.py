@@ -9,11 +9,10 @@ rank: the model's state beyond its weights, e.g. PSP's stale AVPS targets; None 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import re
-import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 
 from .checks import ConfigError
 from .config import RESUMABLE_CHANGES, TrainConfig
+from .files import atomic_write, remove_stale_temp_files, write_json, write_jsonl  # noqa: F401  (their old home)
 from .registry import config_from_dict
 
 FORMAT = "avattn-cmran-checkpoint"
@@ -44,102 +44,65 @@ class CheckpointError(RuntimeError):
     """A checkpoint that is missing, unreadable, of another format, or made for another model/run."""
 
 
-def atomic_write(path: str | os.PathLike, write) -> None:
-    """``write(file)`` into a temporary file in the same directory, fsync, then ``os.replace``.
-
-    The temporary name ``.NAME.PID-XXXXXXXX.tmp`` carries the writer's PID, so a later run can tell
-    the leftovers of a killed write from a live one (``remove_stale_temp_files``). The file gets the
-    mode a plain ``open`` would give it (0o666 less the umask), not ``mkstemp``'s 0o600.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # also KeyboardInterrupt: the old file stays as it was
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
-# The tail of a temporary name after ".NAME.": atomic_write's "PID-XXXXXXXX.tmp" (earlier versions:
-# "XXXXXXXX.tmp", no PID) and the exporter's "tmp-PID".
-_TEMP_TAIL = re.compile(r"(?:(?P<pid>\d+)-)?[a-z0-9_]+\.tmp|tmp-(?P<xpid>\d+)")
-
-
-def remove_stale_temp_files(directory: str | os.PathLike, names) -> list[Path]:
-    """Delete the temporary files that killed writes of ``names`` left in ``directory``; return them.
-
-    A temporary file is stale when the process named in it is no longer alive (or, for names
-    without a PID, always: only one run may own a directory, and it is starting now).
-    """
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    removed = []
-    for entry in sorted(directory.iterdir()):
-        for name in names:
-            prefix = f".{name}."
-            match = _TEMP_TAIL.fullmatch(entry.name[len(prefix):]) if entry.name.startswith(prefix) else None
-            if match is None:
-                continue
-            pid = match.group("pid") or match.group("xpid")
-            if (pid is None or not _alive(int(pid))) and entry.is_file() and not entry.is_symlink():
-                entry.unlink(missing_ok=True)
-                removed.append(entry)
-            break
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
-
-
-def write_json(path: str | os.PathLike, obj) -> None:
-    """Strict JSON: a NaN or infinity raises ValueError instead of writing a file other tools cannot read."""
-    atomic_write(path, lambda f: f.write((json.dumps(obj, indent=2, allow_nan=False) + "\n").encode()))
-
-
-def write_jsonl(path: str | os.PathLike, records: list[dict]) -> None:
-    text = "".join(json.dumps(r, allow_nan=False) + "\n" for r in records)
-    atomic_write(path, lambda f: f.write(text.encode()))
-
-
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    atomic_write(path, lambda f: torch.save(state, f))
+    atomic_write(*checkpoint_file(path, state))
+
+
+def checkpoint_file(path: str | os.PathLike, state: dict) -> tuple:
+    """``(path, write, need_bytes)`` of a checkpoint, for ``files.atomic_writes``."""
+    return path, lambda f: torch.save(state, f), lambda: _nbytes(state)
+
+
+def _nbytes(tree) -> int:
+    return sum(t.numel() * t.element_size() for _, t in _tensors(tree))
+
+
+_ZIP, _PICKLE = b"PK\x03\x04", b"\x80"
+
+
+def read_torch_file(path: str | os.PathLike, what: str = "checkpoint", map_location="cpu", how: str = ""):
+    """``torch.load(path, weights_only=True)``; ``CheckpointError`` saying what the file is when it is not
+    something torch.save wrote with tensors and plain containers only (``.pickles_code``: the file pickles
+    Python objects). The message never passes on torch's advice to load with ``weights_only=False``: that
+    would run code from the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{what} {str(path)!r} does not exist")
+    try:
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, garbage bytes, foreign pickle ...
+        pickled = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        it = (f"pickles Python objects ({pickled.group(1)}) that only running code from the file could rebuild; "
+              "refused: avattn never runs code from a file it reads") if pickled else _what_it_is(path, str(exc))
+        error = CheckpointError(f"{what} {str(path)!r} could not be read{how}: it {it}")
+        error.pickles_code = pickled is not None
+        raise error from None
+
+
+def _what_it_is(path: Path, message: str) -> str:
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if not head:
+        return "is empty (0 bytes), not a checkpoint"
+    if head.startswith(_ZIP) and "Weights only load failed" in message:
+        return ("is a zip archive whose pickle holds more than tensors and plain containers; refused: avattn "
+                "never unpickles anything else")
+    if head.startswith(_ZIP):
+        return f"is a zip archive torch cannot read, truncated or corrupt ({message.split('.')[0].strip()})"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return "holds JSON text, not a checkpoint (torch.save writes a zip archive)"
+    if head.startswith(_PICKLE):
+        return ("is a Python pickle, not a torch.save checkpoint of tensors; refused: avattn never unpickles "
+                "anything but tensors and plain containers")
+    return f"is not a checkpoint: neither a zip archive (torch.save's format) nor a pickle (it begins {head[:8].hex(' ')})"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> dict:
     """Read and sanity-check a checkpoint; raises ``CheckpointError`` with what is wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, garbage bytes, foreign pickle ...
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} could not be read (corrupt or truncated file?): {type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
+    ckpt = read_torch_file(path, map_location=map_location)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is not a training checkpoint of this pipeline (no format={FORMAT!r} entry)")
     if ckpt.get("version") != VERSION:

@@ -3,6 +3,7 @@ what is allowed, before any work is done."""
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from dataclasses import fields
@@ -59,11 +60,13 @@ def known_fields(cls, d: dict, what: str) -> dict:
 
 
 def check_out_dir(out, flag: str = "--out") -> None:
-    """``out`` can be (or become) a writable directory: not empty, not a file, not under a file."""
+    """``out`` can be (or become) a writable directory: not empty, not a file, not under a file, not a
+    symbolic link that leads nowhere (a loop, a missing target)."""
     if not isinstance(out, (str, os.PathLike)) or not os.fspath(out):
         raise ConfigError(f"{flag} must name a directory, got {out!r} (an empty path would write into the "
                           "working directory)")
     path = os.path.abspath(os.fspath(out))
+    _check_links(out, path, flag)
     if os.path.exists(path) and not os.path.isdir(path):
         raise ConfigError(f"{flag} {os.fspath(out)!r} is a file, expected a directory (or a path to create one)")
     parent = path
@@ -74,6 +77,37 @@ def check_out_dir(out, flag: str = "--out") -> None:
     if not os.access(parent, os.W_OK | os.X_OK):
         what = "is" if parent == path else f"would be created in {parent!r}, which is"
         raise ConfigError(f"{flag} {os.fspath(out)!r} {what} not writable")
+
+
+def _check_links(out, path: str, flag: str) -> None:
+    """Refuse a path through a symbolic link that resolves to nothing (os.path.exists is False for it, and
+    creating the folder would fail with 'File exists')."""
+    probe = path
+    while probe != os.path.dirname(probe):
+        if os.path.islink(probe) and not os.path.exists(probe):
+            try:
+                os.stat(probe)
+            except OSError as exc:
+                why = "a loop of symbolic links" if exc.errno == errno.ELOOP else \
+                    f"a symbolic link to the missing {os.readlink(probe)!r}"
+                where = "is" if probe == path else f"lies under {probe!r}, which is"
+                raise ConfigError(f"{flag} {os.fspath(out)!r} {where} {why}, expected a directory "
+                                  "(or a path to create one)") from None
+        probe = os.path.dirname(probe)
+
+
+def check_json_values(what: str, record: dict) -> None:
+    """Every value of ``record`` (nested) can be written to strict JSON: a NaN or infinity is refused by name
+    (``what.field``) before anything is written."""
+    for key, value in record.items():
+        name = f"{what}.{key}"
+        if isinstance(value, dict):
+            check_json_values(name, value)
+        elif isinstance(value, (list, tuple)):
+            check_json_values(name, {f"[{i}]": v for i, v in enumerate(value)})
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value!r} (the run's config.json could not "
+                              "hold it)")
 
 
 def check_data(data: str) -> None:

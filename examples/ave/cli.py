@@ -7,16 +7,20 @@ checkpoint need no ``--model``.
 
 Each subcommand lives in its own module exposing ``add_arguments(parser)`` and ``main(args) -> int``.
 Bad option values are refused (exit status 2, the one-line usage and the error) before any work; an
-unusable checkpoint or data file, or a non-finite model output, exits with 1; Ctrl-C exits with 130 after
-one line saying what was saved.
+unusable checkpoint or data file, data that changed under a run, a full disk or a non-finite model output
+exits with 1; Ctrl-C, SIGTERM and SIGHUP exit with 128 + the signal (130, 143, 129) after one line saying
+what was saved (``signals``). Under torchrun the reason also goes to torchrun's error file, so its summary
+of the failed processes names it whichever process ended first.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
+import time
 
 SUBCOMMANDS = {
     "train": ("train", "train a model (--model); torchrun for several processes"),
@@ -85,11 +89,26 @@ def _run_errors() -> tuple[type[Exception], ...]:
     from .checkpoint import CheckpointError
     from .data.meta import AVEDataError
     from .evaluate import NonFiniteOutputError
+    from .files import NoSpaceError
 
-    return CheckpointError, NonFiniteOutputError, AVEDataError
+    return CheckpointError, NonFiniteOutputError, AVEDataError, NoSpaceError
+
+
+def _tell_torchrun(message: str) -> None:
+    """Write the reason into torchrun's error file: its summary then shows it instead of a bare exit code."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        try:
+            with open(path, "w") as f:
+                # torch.distributed.elastic's format; its summary shows py_callstack: here the reason alone
+                json.dump({"message": {"message": message, "extraInfo": {"py_callstack": message,
+                                                                         "timestamp": str(int(time.time()))}}}, f)
+        except OSError:
+            pass
 
 
 def main(argv: list[str] | None = None, *, module: str = "examples.ave") -> int:
+    from . import signals
     from .checks import ConfigError
 
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -99,20 +118,25 @@ def main(argv: list[str] | None = None, *, module: str = "examples.ave") -> int:
         args._parser.error(f"unrecognized arguments: -- {' '.join(extra)}")
     args.argv, args.module, args.extra = argv, module, extra or []  # train prints the command that resumes a run
     quiet = os.environ.get("RANK", "0") != "0"  # under torchrun every rank fails alike; rank 0 says why
-    try:
-        return int(args._main(args) or 0)
-    except ConfigError as exc:
-        if quiet:
-            return 2
-        args._parser.error(str(exc))  # exits with status 2
-    except _run_errors() as exc:
-        if not quiet:
-            print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # train reports its own (what was saved, how to resume)
-        if not quiet:
-            print(f"interrupted: {args.command} stopped; no file is left half-written", file=sys.stderr)
-        return 130
+    with signals.handled():
+        try:
+            code = int(args._main(args) or 0)
+            signals.check()  # a signal that a library swallowed on the way: the command did not end normally
+            return code
+        except ConfigError as exc:
+            _tell_torchrun(str(exc))
+            if quiet:
+                return 2
+            args._parser.error(str(exc))  # exits with status 2
+        except _run_errors() as exc:
+            _tell_torchrun(str(exc))
+            if not quiet:
+                print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:  # train reports its own (what was saved, how to resume)
+            if not quiet:
+                print(f"{signals.describe(exc)}: {args.command} stopped; no file is left half-written", file=sys.stderr)
+            return signals.exit_status(exc)
 
 
 __all__ = ["SUBCOMMANDS", "build_parser", "main"]

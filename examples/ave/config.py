@@ -9,6 +9,7 @@ reads back to the same object.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 
 from . import registry
@@ -26,6 +27,7 @@ AMP_MODES = ("none", "bf16", "fp16", "auto")  # auto: resolved for the device (a
 ADAM_IMPLS = ("fused", "foreach", "for")  # torch.optim.Adam implementations (optim.py); "for" is torch's CPU default
 LR_UNITS = ("epoch", "step")
 SELECTIONS = ("val", "test", "last")
+LABEL_SOURCES = ("auto", "annotations", "file")  # where a data directory's segment labels come from (data/release.py)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class TrainConfig:
     subset: int | None = None  # use only the first N videos of each split (tiny test runs)
     eval_batch_size: int = 64
     adam_impl: str = "fused"  # the same Adam update in torch's fused kernel; "for" is torch's default on a CPU
+    labels: str = "auto"  # a data directory's segment labels: "auto", "annotations" (Annotations.txt), "file" (labels.h5)
 
     def resolve(self, setting: str, model: str = "cmran") -> TrainConfig:
         """Fill the model's and setting's recipe defaults, then validate."""
@@ -110,9 +113,10 @@ class TrainConfig:
             if ms != sorted(set(ms)):
                 raise ConfigError(f"lr_milestones must be strictly increasing, got {ms}")
         if self.grad_clip is not None and (
-            isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float)) or not self.grad_clip >= 0
+            isinstance(self.grad_clip, bool) or not isinstance(self.grad_clip, (int, float))
+            or not 0 <= self.grad_clip < math.inf
         ):
-            raise ConfigError(f"grad_clip must be >= 0 (0 disables clipping), got {self.grad_clip!r}")
+            raise ConfigError(f"grad_clip must be a finite number >= 0 (0 disables clipping), got {self.grad_clip!r}")
         check_choice("lr_unit", self.lr_unit, LR_UNITS)
         if not isinstance(self.shuffle, bool):
             raise ConfigError(f"shuffle must be a boolean, got {self.shuffle!r}")
@@ -124,6 +128,10 @@ class TrainConfig:
             check_int("data_seed", self.data_seed, 0, SEED_MAX)
         check_choice("amp", self.amp, AMP_MODES)
         check_choice("adam_impl", self.adam_impl, ADAM_IMPLS)
+        check_choice("labels", self.labels, LABEL_SOURCES)
+        if self.labels != "auto" and self.data == "synthetic":
+            raise ConfigError(f"labels={self.labels!r} applies to a data directory only, not data='synthetic' "
+                              "(leave it unset)")
         if not isinstance(self.tf32, bool) or not isinstance(self.compile, bool):
             raise ConfigError(f"tf32 and compile must be booleans, got {self.tf32!r}, {self.compile!r}")
         check_int("num_workers", self.num_workers, 0)
@@ -155,6 +163,7 @@ class TrainConfig:
 
 # Train-config fields that may change when a run is resumed (everything else must match).
 # adam_impl: the same update rule in another implementation (rounding differs, the optimizer state does not).
+# data, labels: the data identity recorded in the checkpoint (data_identity.py) decides whether it is the same data.
 RESUMABLE_CHANGES = (
-    "epochs", "out", "device", "num_workers", "compile", "tf32", "eval_batch_size", "data", "adam_impl",
+    "epochs", "out", "device", "num_workers", "compile", "tf32", "eval_batch_size", "data", "adam_impl", "labels",
 )

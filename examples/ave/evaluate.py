@@ -16,13 +16,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from . import registry
+from . import registry, signals
 from .amp import resolve_amp, run_amp
 from .checkpoint import load_checkpoint, load_model_state
 from .checks import ConfigError, check_data
-from .config import AMP_MODES
+from .config import AMP_MODES, LABEL_SOURCES
 from .constants import SPLITS
-from .datasets import build_splits, with_data
+from .datasets import build_splits, label_note, with_data
 from .runtime import autocast, resolve_device, to_device
 
 
@@ -74,6 +74,7 @@ def evaluate_accuracy(
         pred = model.predict(output)
         counts[0] += (pred == segment_labels).sum()
         counts[1] += segment_labels.numel()
+        signals.check()  # a signal that DataLoader internals swallowed stops here
     if world_size > 1:
         dist.all_reduce(counts)
         dist.all_reduce(first_bad, op=dist.ReduceOp.MIN)
@@ -116,8 +117,12 @@ def load_trained_model(path: str, device: torch.device, *, backend: str = "auto"
 # ---- CLI ----------------------------------------------------------------------------------------
 
 def add_model_argument(p: argparse.ArgumentParser) -> None:
+    """--model, and --labels (which a data directory's segment labels to use; shared by evaluate, predict and
+    visualize)."""
     p.add_argument("--model", default=None, choices=registry.model_names(),
                    help="the model the checkpoint must hold (default: whichever it holds)")
+    p.add_argument("--labels", default=None, choices=LABEL_SOURCES,
+                   help="a data directory's segment labels: Annotations.txt or labels.h5 (default: the run's)")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -142,12 +147,15 @@ def load_for_inference(args: argparse.Namespace, *, note_file=None):
     """
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device, model=args.model)
-    train_cfg = with_data(ckpt["train_config"], args.data)
+    train_cfg = with_data(ckpt["train_config"], args.data, args.labels)
     requested = run_amp(train_cfg, args.amp)
     amp, note = resolve_amp(requested, device)
     if requested == "auto":
         print(note, file=note_file or sys.stdout)
-    return device, model, ckpt, amp, build_splits(model.config, train_cfg, (args.split,))[args.split]
+    splits = build_splits(model.config, train_cfg, (args.split,))
+    if label_note(splits) is not None:
+        print(label_note(splits), file=sys.stderr)
+    return device, model, ckpt, amp, splits[args.split]
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Export synthetic AVE in the exact layout of the real feature release.
 
     python -m examples.cmran export-synthetic --out DIR [--num-videos N] [--features vgg19|resnet151]
-        [--dtype float32|float64] [--seed S] [--difficulty X]
+        [--dtype float32|float64] [--seed S] [--difficulty X] [--overwrite]
 
 Axis legend: N exported samples, M background-only videos, T=10 segments, 7x7 grid, C visual
 channels, A=128 audio channels, K=29 classes.
@@ -12,6 +12,9 @@ visual_feature_noisy.h5 (M,T,7,7,C), audio_feature_noisy.h5 (M,T,128), plus Anno
 categories.txt and {train,val,test}Set.txt for the exported rows (the real release ships these
 too), and export_info.json (seed, features, difficulty, original indices). Feature and label
 files use dataset 'avadataset'. Each file is written under a temporary name in DIR and renamed.
+DIR is locked while the export writes (a second export or a training run there is refused); a DIR that
+holds any file the export would write is refused unless --overwrite; a disk without room for the whole
+export is refused before anything is written.
 With --num-videos N < 4143, N videos are taken from the three splits in proportion (evenly
 spaced along each split's order), kept in their original relative order and re-indexed 0..N-1;
 the order files are re-indexed accordingly; M = round(178 N / 4143) (at least 1) background videos.
@@ -20,6 +23,7 @@ the order files are re-indexed accordingly; M = round(178 N / 4143) (at least 1)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -27,14 +31,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import remove_stale_temp_files
+from . import run_lock, signals
 from .checks import SEED_MAX, ConfigError, check_out_dir
 from .constants import NUM_SEGMENTS, SPLITS, VISUAL_DIMS
 from .data.meta import ANNOTATION_HEADER, one_hot
 from .data.synthetic import SyntheticAVEGenerator
+from .files import atomic_path, atomic_write, check_free_space, remove_stale_temp_files
 from .runtime import python_command
 
 BLOCK = 32  # samples generated and written per step
+H5_OVERHEAD = 8 << 10  # bytes of an HDF5 file beyond its data: superblock, object headers (a generous guess)
 FEATURE_FILES = ("visual_feature.h5", "audio_feature.h5", "visual_feature_noisy.h5", "audio_feature_noisy.h5")
 LABEL_FILES = ("labels.h5", "mil_labels.h5", "labels_noisy.h5", *(f"{s}_order.h5" for s in SPLITS))
 TEXT_FILES = ("Annotations.txt", "categories.txt", *(f"{s}Set.txt" for s in SPLITS), "export_info.json")
@@ -63,57 +69,83 @@ def select_videos(meta, num_videos: int | None):
     return orig, orders, noisy
 
 
-class _AtomicH5:
-    """h5py.File written to a temporary name in the target directory, renamed on success."""
+@contextlib.contextmanager
+def _atomic_h5(path: Path, need_bytes: int):
+    """An h5py.File written under a temporary name beside ``path`` and renamed when the block ends
+    (``files.atomic_path``: a full disk is ``NoSpaceError``, the temporary file removed)."""
+    import h5py
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-
-    def __enter__(self):
-        import h5py
-
-        self.f = h5py.File(self.tmp, "w")
-        return self.f
-
-    def __exit__(self, exc_type, exc, tb):
-        self.f.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-        return False
+    with atomic_path(path, need_bytes=need_bytes) as tmp:
+        f = h5py.File(tmp, "w")
+        try:
+            yield f
+            f.close()
+        except BaseException:
+            # Empty the file first: HDF5 flushes at close, and a flush that fails too crashes the process later.
+            with contextlib.suppress(OSError):
+                os.truncate(tmp, 0)
+            with contextlib.suppress(Exception):
+                f.close()
+            raise
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def _write_small(path: Path, key: str, array: np.ndarray) -> None:
-    with _AtomicH5(path) as f:
+    with _atomic_h5(path, array.nbytes + H5_OVERHEAD) as f:
         f.create_dataset(key, data=array)
 
 
 def _write_features(path_v: Path, path_a: Path, ids, sample_fn, channels: int, dtype, desc: str, progress: bool):
+    """The visual features, written block by block as they are generated, then the audio features (kept in
+    memory meanwhile: 5 KB a video), each file on its own (so a failure names the file it happened in)."""
     from tqdm import tqdm
 
     n = len(ids)
-    with _AtomicH5(path_v) as fv, _AtomicH5(path_a) as fa:
+    audio = np.empty((n, NUM_SEGMENTS, 128), dtype=dtype)
+    with _atomic_h5(path_v, _feature_bytes(n, channels, dtype)[0]) as fv:
         dv = fv.create_dataset(
             "avadataset", (n, NUM_SEGMENTS, 7, 7, channels), dtype=dtype, chunks=(1, NUM_SEGMENTS, 7, 7, channels)
         )
-        da = fa.create_dataset("avadataset", (n, NUM_SEGMENTS, 128), dtype=dtype)
         with tqdm(total=n, desc=desc, unit="video", disable=not progress) as bar:
             for b0 in range(0, n, BLOCK):
                 block = [sample_fn(int(i)) for i in ids[b0 : b0 + BLOCK]]
                 dv[b0 : b0 + len(block)] = np.stack([v for v, _ in block]).astype(dtype)
-                da[b0 : b0 + len(block)] = np.stack([a for _, a in block]).astype(dtype)
+                audio[b0 : b0 + len(block)] = np.stack([a for _, a in block]).astype(dtype)
                 bar.update(len(block))
+                signals.check()  # a signal that h5py swallowed stops here
+    _write_small(path_a, "avadataset", audio)
+
+
+def _feature_bytes(n: int, channels: int, dtype) -> tuple[int, int]:
+    """About the sizes of a visual and an audio feature file of n videos (data, chunk index, HDF5 header)."""
+    item = np.dtype(dtype).itemsize
+    return (n * NUM_SEGMENTS * 49 * channels * item + 256 * n + H5_OVERHEAD,
+            n * NUM_SEGMENTS * 128 * item + H5_OVERHEAD)
+
+
+def _space_needed(out: Path, n: int, m: int, channels: int, dtype) -> int:
+    """The most free space the export takes at any moment: the files are written in order (labels and text,
+    then the visual and audio features together, then the background videos' pair), and each replaces its
+    earlier copy only once it is whole."""
+    groups = [(LABEL_FILES + TEXT_FILES, (n + m + 2) * NUM_SEGMENTS * 29 * 4 + 16 * H5_OVERHEAD),
+              (FEATURE_FILES[:2], sum(_feature_bytes(n, channels, dtype))),
+              (FEATURE_FILES[2:], sum(_feature_bytes(m, channels, dtype)))]
+    peak = extra = 0
+    for names, size in groups:
+        peak = max(peak, extra + size)
+        extra += size - sum((out / name).stat().st_size for name in names if (out / name).is_file())
+    return peak
+
+
+def _refuse_replacing(out: Path, overwrite: bool) -> None:
+    held = [name for name in FEATURE_FILES + LABEL_FILES + TEXT_FILES if (out / name).exists()]
+    if held and not overwrite:
+        names = ", ".join(held[:4]) + (f" and {len(held) - 4} more" if len(held) > 4 else "")
+        raise ConfigError(f"--out {str(out)!r} already holds {names}, which the export would replace: pass "
+                          "--overwrite to replace them, or choose another --out")
 
 
 def export_synthetic(
@@ -124,8 +156,12 @@ def export_synthetic(
     seed: int = 0,
     difficulty: float | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict:
-    """Write synthetic AVE (or N of its videos) to `out` in the release layout; return the info dict."""
+    """Write synthetic AVE (or N of its videos) to `out` in the release layout; return the info dict.
+
+    The folder is locked for the export (``run_lock``); files it would replace are refused unless
+    ``overwrite``; a disk without room for the export is refused before anything is written."""
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
     if features not in VISUAL_DIMS:
@@ -133,13 +169,18 @@ def export_synthetic(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a directory")
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_files(out, FEATURE_FILES + LABEL_FILES + TEXT_FILES)  # .NAME.tmp-PID of killed exports
-    gen = SyntheticAVEGenerator(seed=seed, features=features, difficulty=difficulty)
-    meta = gen.meta
-    orig, orders, noisy = select_videos(meta, num_videos)
-    C = VISUAL_DIMS[features]
+    with run_lock.hold(out, "export-synthetic"):
+        _refuse_replacing(out, overwrite)
+        remove_stale_temp_files(out, FEATURE_FILES + LABEL_FILES + TEXT_FILES)  # of killed exports
+        gen = SyntheticAVEGenerator(seed=seed, features=features, difficulty=difficulty)
+        orig, orders, noisy = select_videos(gen.meta, num_videos)
+        check_free_space(out, _space_needed(out, len(orig), len(noisy), VISUAL_DIMS[features], dtype),
+                         f"the export to {out} ({len(orig)} videos, {features}, {dtype})")
+        return _write_export(out, gen, orig, orders, noisy, dtype, progress)
 
+
+def _write_export(out: Path, gen, orig, orders, noisy, dtype: str, progress: bool) -> dict:
+    meta, C = gen.meta, gen.channels
     # labels and text metadata first (small), then the features
     _write_small(out / "labels.h5", "avadataset", one_hot(meta.segment_labels[orig]))
     _write_small(out / "mil_labels.h5", "avadataset", one_hot(meta.video_labels[orig]))
@@ -153,23 +194,14 @@ def export_synthetic(
     _atomic_text(out / "categories.txt", "\n".join(meta.categories) + "\n")
     for s in SPLITS:
         _atomic_text(out / f"{s}Set.txt", "".join(lines[int(i)] + "\n" for i in orders[s]))
-
     _write_features(out / "visual_feature.h5", out / "audio_feature.h5", orig, gen.sample, C, dtype, "videos", progress)
-    _write_features(
-        out / "visual_feature_noisy.h5",
-        out / "audio_feature_noisy.h5",
-        noisy,
-        gen.noisy_sample,
-        C,
-        dtype,
-        "background videos",
-        progress,
-    )
+    _write_features(out / "visual_feature_noisy.h5", out / "audio_feature_noisy.h5", noisy, gen.noisy_sample, C, dtype,
+                    "background videos", progress)
     info = {
         "generator": "examples.ave.data.synthetic",
-        "seed": seed,
-        "features": features,
-        "difficulty": difficulty,
+        "seed": gen.seed,
+        "features": gen.features,
+        "difficulty": gen.difficulty,
         "dtype": dtype,
         "num_videos": len(orig),
         "num_noisy": len(noisy),
@@ -188,6 +220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="feature dtype (the real release is float64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data set")
     parser.add_argument("--difficulty", type=float, default=None, help="synthetic data difficulty (default 1.0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the data set files --out holds")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -198,7 +231,8 @@ def main(args: argparse.Namespace) -> int:
     if args.difficulty is not None and not 0 <= args.difficulty < float("inf"):
         raise ConfigError(f"--difficulty must be a finite number >= 0, got {args.difficulty}")
     check_out_dir(args.out)
-    info = export_synthetic(args.out, args.num_videos, args.features, args.dtype, args.seed, args.difficulty)
+    info = export_synthetic(args.out, args.num_videos, args.features, args.dtype, args.seed, args.difficulty,
+                            overwrite=args.overwrite)
     print(
         f"wrote {info['num_videos']} videos + {info['num_noisy']} background videos ({args.features}, {args.dtype}) to {args.out}"
     )

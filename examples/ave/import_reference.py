@@ -36,20 +36,21 @@ from pathlib import Path
 
 import torch
 
-from . import registry
+from . import registry, run_lock
 from .checkpoint import (
     FORMAT,
     RUN_FILES,
     VERSION,
     CheckpointError,
+    checkpoint_file,
+    read_torch_file,
     rng_state,
     run_files_in,
-    save_checkpoint,
-    write_json,
 )
 from .checks import ConfigError, check_out_dir
 from .config import TrainConfig
 from .constants import SETTINGS
+from .files import atomic_writes, json_file
 from .reference_keys import PREFIX, ReferenceKey, ReferenceModel
 from .runtime import python_command
 
@@ -80,18 +81,16 @@ def _fmt(shape) -> str:
 
 def read_reference_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The state dict of a reference ``.pth.tar`` (bare or under 'state_dict'), ``module.`` stripped."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"reference checkpoint {str(path)!r} does not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else ""
+        obj = read_torch_file(path, "reference checkpoint", how=" with weights_only=True")
+    except CheckpointError as exc:
+        if not getattr(exc, "pickles_code", False):
+            raise
         raise CheckpointError(
-            f"reference checkpoint {str(path)!r} could not be read with weights_only=True ({type(exc).__name__}: "
-            f"{first}). If it pickles the whole model, save its state_dict() with the reference code first "
-            "(see docs/cmran.md, 'Reference checkpoints in'; docs/avel.md and docs/psp.md for AVEL and PSP)"
-        ) from exc
+            f"{exc}. If you made it yourself with the reference scripts (the AVEL and PSP scripts pickle the whole "
+            "model), save its state_dict() with that code first (see docs/cmran.md, 'Reference checkpoints in'; "
+            "docs/avel.md and docs/psp.md for AVEL and PSP)"
+        ) from None
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -167,13 +166,12 @@ def write_run(out: Path, cfg, state: dict[str, torch.Tensor], train_cfg: TrainCo
         "rng": [rng_state(torch.Generator().manual_seed(train_cfg.seed))], "epoch": 0, "best_val": -1.0,
         "best_epoch": 0, "history": [], "world_size": 1, "imported": imported,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    for name in RUN_FILES:
+    config = {"model": cfg.to_dict(), "train": train_cfg.to_dict(), "world_size": 1,
+              "parameters": registry.count_parameters(model), "imported": imported}
+    atomic_writes([checkpoint_file(out / "best.pt", ckpt), json_file(out / "config.json", config)])
+    for name in RUN_FILES:  # an earlier run's other files go once the new ones are in place
         if name not in ("best.pt", "config.json"):
             (out / name).unlink(missing_ok=True)
-    save_checkpoint(out / "best.pt", ckpt)
-    write_json(out / "config.json", {"model": cfg.to_dict(), "train": train_cfg.to_dict(), "world_size": 1,
-                                     "parameters": registry.count_parameters(model), "imported": imported})
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
@@ -202,7 +200,9 @@ def main(args: argparse.Namespace) -> int:
     imported = {"from": os.path.abspath(args.checkpoint), "model": args.model, "setting": args.setting,
                 "keys_used": len({theirs for theirs, _ in reference_model(args.model).key_map(cfg).values()}),
                 "keys_ignored": ignored}
-    write_run(out, cfg, converted, train_cfg, imported)
+    with run_lock.hold(out, "import-reference"):
+        _check_out(args.out, args.overwrite)  # again, now that the folder is ours
+        write_run(out, cfg, converted, train_cfg, imported)
     print(f"imported {args.checkpoint} ({args.setting} {args.model}; {imported['keys_used']} keys used, "
           f"{ignored} unused keys ignored) -> {out / 'best.pt'}")
     for what in ("evaluate", "visualize", "predict"):

@@ -12,11 +12,13 @@ from .runtime import python_command
 
 @dataclass
 class Progress:
-    """What a Ctrl-C handler needs to know: the epoch last.pt holds in --out, and the open progress bar."""
+    """What the end of an interrupted run needs to know: the epoch last.pt holds in --out, the open progress
+    bar, and whether --out still holds the earlier run that this --overwrite run replaces at its first save."""
 
     saved_epoch: int | None = None
     best_epoch: int | None = None
     bar: object | None = None
+    replacing: bool = False
 
 
 def next_steps(out: Path, *, module: str = "examples.ave", has_maps: bool = True) -> str:
@@ -32,18 +34,19 @@ def next_steps(out: Path, *, module: str = "examples.ave", has_maps: bool = True
 
 
 def interrupted_message(out: Path, epochs: int, resume: str | None, world_size: int, progress: Progress,
-                        argv: list[str] | None, module: str = "examples.ave") -> str:
-    """The one line printed on Ctrl-C: what --out holds and the exact command that continues the run."""
+                        argv: list[str] | None, module: str = "examples.ave", head: str = "interrupted") -> str:
+    """The one line printed when a run stops early (``head``: 'interrupted' on Ctrl-C, 'interrupted by
+    SIGTERM', 'stopped' after an error): what --out holds and the exact command that continues the run."""
     saved = progress.saved_epoch is not None and progress.saved_epoch >= 0 and (out / "last.pt").is_file()
     if saved:
         best = f", best.pt epoch {progress.best_epoch}" if progress.best_epoch else ""
-        what = f"interrupted: {out / 'last.pt'} holds epoch {progress.saved_epoch} of {epochs}{best}"
+        what = f"{head}: {out / 'last.pt'} holds epoch {progress.saved_epoch} of {epochs}{best}"
         flag, how = "--resume", "resume with"
     elif resume is not None:  # resuming into another --out that holds no checkpoint yet: the same command
-        what, flag, how = f"interrupted: nothing new was saved in {out}, {resume} is unchanged", None, "resume with"
+        what, flag, how = f"{head}: nothing new was saved in {out}, {resume} is unchanged", None, "resume with"
     else:
-        what, flag, how = f"interrupted before epoch 1 was saved: {out} holds no last.pt", "--overwrite", \
-            "start again with"
+        held = "still holds the earlier run, untouched" if progress.replacing else "holds no last.pt"
+        what, flag, how = f"{head} before epoch 1 was saved: {out} {held}", "--overwrite", "start again with"
     if argv is None:
         return f"{what}; {how} the same train command{f' and {flag}' if flag else ''}"
     args = list(argv) if flag is None else [*without_run_flags(argv), flag]

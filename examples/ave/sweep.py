@@ -28,6 +28,7 @@ from pathlib import Path
 from . import registry
 from .checks import ConfigError
 from .constants import SETTINGS
+from .files import atomic_write
 
 
 def sweep_entries() -> dict[str, tuple[list[str], tuple]]:
@@ -84,9 +85,7 @@ def summarize(args: argparse.Namespace, names: list[str], seeds: list[int]) -> s
     table = head + "\n".join(rows) + "\n"
     base = Path(args.out) / args.setting
     for fname, text in (("summary.md", table), ("summary.json", json.dumps(data, indent=2))):
-        tmp = base / (fname + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, base / fname)
+        atomic_write(base / fname, lambda f, text=text: f.write(text.encode()))
     return table
 
 

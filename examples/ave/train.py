@@ -14,15 +14,13 @@ depend on how many processes share it.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-from . import registry
-from .checkpoint import run_files_in
-from .checks import ConfigError, check_out_dir
-from .config import ADAM_IMPLS, AMP_MODES, LR_UNITS, SELECTIONS, TrainConfig
+from . import registry, run_folder
+from .checks import ConfigError, check_json_values
+from .config import ADAM_IMPLS, AMP_MODES, LABEL_SOURCES, LR_UNITS, SELECTIONS, TrainConfig
 from .constants import SETTINGS, VISUAL_DIMS
-from .trainer import same_file, train
+from .trainer import train
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -63,6 +61,9 @@ def _add_data_arguments(g) -> None:
     g.add_argument("--difficulty", type=float, default=None, help="synthetic data difficulty (default: the generator's)")
     g.add_argument("--data-seed", type=int, default=None, help="seed of the synthetic data set (default 0)")
     g.add_argument("--subset", type=int, default=None, help="use only the first N videos of each split (smoke tests)")
+    g.add_argument("--labels", default="auto", choices=LABEL_SOURCES,
+                   help="a data directory's segment labels: Annotations.txt or labels.h5 (auto: the annotations when "
+                        "they match the features, else labels.h5; a disagreement between the two is refused)")
     g.add_argument("--num-workers", type=int, default=d.num_workers, help="DataLoader worker processes")
 
 
@@ -109,7 +110,10 @@ def _add_run_arguments(g) -> None:
     g.add_argument("--out", default=d.out, help="run directory: config.json, metrics.jsonl, last.pt, best.pt, result.json")
     g.add_argument("--resume", nargs="?", const="auto", default=None,
                    help="continue from OUT/last.pt (or the given checkpoint)")
-    g.add_argument("--overwrite", action="store_true", help="start afresh in an --out that holds a run")
+    g.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that holds a run (its files are replaced at the first save)")
+    g.add_argument("--allow-new-data", action="store_true",
+                   help="with --resume: continue on other data than the run trained on (refused otherwise)")
     g.add_argument("--amp", default=d.amp, choices=AMP_MODES, help="autocast dtype (fp16 uses a GradScaler); "
                    "auto: bf16 where the device has native bf16 products (CUDA, AVX512-BF16/AMX CPUs), else none")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
@@ -158,41 +162,24 @@ def configs_from_args(args: argparse.Namespace):
         seed=args.seed, data_seed=args.data_seed, amp=args.amp, tf32=args.tf32, compile=args.compile,
         device=args.device, num_workers=args.num_workers, max_steps=args.max_steps, subset=args.subset,
         eval_batch_size=args.eval_batch_size, lr_unit=args.lr_unit, shuffle=not args.no_shuffle,
-        select_on=args.select_on, adam_impl=args.adam_impl,
+        select_on=args.select_on, adam_impl=args.adam_impl, labels=args.labels,
     ).resolve(model_cfg.setting, registry.model_name(model_cfg))
+    check_json_values("model", model_cfg.to_dict())  # what config.json will hold: no NaN or infinity
+    check_json_values("train", train_cfg.to_dict())
     for flag in ("debug_nan_at_step", "debug_nan_grad_at_step"):
         if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise ConfigError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
-    _check_run_folder(args, train_cfg.out)
+    if args.allow_new_data and args.resume is None:
+        raise ConfigError("--allow-new-data applies to --resume only")
+    run_folder.check(train_cfg.out, args.resume, args.overwrite)  # again under the folder's lock, when training
     return model_cfg, train_cfg
-
-
-def _check_run_folder(args: argparse.Namespace, out: str) -> None:
-    """--out, --resume and --overwrite agree with what the folder holds."""
-    if args.resume is not None and args.overwrite:
-        raise ConfigError("--resume and --overwrite exclude each other")
-    check_out_dir(out)
-    if args.resume not in (None, "auto") and not os.path.isfile(args.resume):
-        raise ConfigError(f"--resume {args.resume!r}: no such checkpoint file")
-    last = Path(out) / "last.pt"
-    if args.resume == "auto" and not last.is_file():
-        raise ConfigError(f"--resume: {str(last)!r} does not exist (nothing to resume in --out {out!r})")
-    if args.resume not in (None, "auto") and last.exists() and not same_file(args.resume, last) and not args.overwrite:
-        raise ConfigError(
-            f"--out {out!r} already holds another run ({last}); resuming {args.resume!r} there would mix "
-            f"the two runs' checkpoints: choose an --out without a run, or --resume {str(last)!r} to continue that one"
-        )
-    present = run_files_in(out)
-    if args.resume is None and present and not args.overwrite:
-        how = "pass --resume to continue it, --overwrite to start afresh" if last.exists() else \
-            "pass --overwrite to replace them"
-        raise ConfigError(f"--out {out!r} already holds a run ({', '.join(present)}); {how}, or choose another --out")
 
 
 def main(args: argparse.Namespace) -> int:
     model_cfg, cfg = configs_from_args(args)
     resume = None if args.resume is None else (str(Path(cfg.out) / "last.pt") if args.resume == "auto" else args.resume)
-    return train(model_cfg, cfg, resume=resume, debug_nan_at_step=args.debug_nan_at_step,
+    return train(model_cfg, cfg, resume=resume, overwrite=args.overwrite, allow_new_data=args.allow_new_data,
+                 debug_nan_at_step=args.debug_nan_at_step,
                  debug_nan_grad_at_step=args.debug_nan_grad_at_step, debug_grads_out=args.debug_grads_out,
                  argv=getattr(args, "argv", None), module=getattr(args, "module", "examples.ave"))
 

@@ -2,12 +2,16 @@
 
 Axis legend: b batch (videos), t segments.
 
-In order: set up DDP if RANK/WORLD_SIZE are set (gloo on CPU, nccl on GPU); seed; build the model (print
-its parameter count), the data (DistributedSampler over the train split), Adam + MultiStepLR + GradScaler;
-restore a checkpoint if resuming; prepare the run folder; then per epoch: train with AMP and gradient-norm
-clipping (stopping cleanly on a non-finite loss or gradient), score val, pick best.pt (``--select-on``),
-write last.pt (and best.pt) atomically, log one line and metrics.jsonl. At the end best.pt's test
-accuracy is reported once and written to result.json.
+In order: take --out's lock for the run's life (``run_folder.claim``); set up DDP if RANK/WORLD_SIZE are set
+(gloo on CPU, nccl on GPU); seed; build the model (print its parameter count), the data (DistributedSampler
+over the train split; its files watched from now on, ``data_identity``), Adam + MultiStepLR + GradScaler;
+restore a checkpoint if resuming (refusing other data than the run's); prepare the run folder; then per
+epoch: check the data is unchanged, train with AMP and gradient-norm clipping (stopping cleanly on a
+non-finite loss or gradient), score val, pick best.pt (``--select-on``), check the data again, write last.pt
+(and best.pt) atomically, log one line and metrics.jsonl. At the end best.pt's test accuracy is reported
+once and written to result.json. A signal stops the run where it is, except inside an epoch's save, which
+it lets finish (``signals``); a full disk or changed data stops it with an error; either way the files
+written so far are whole and the run says how to resume.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,109 +29,80 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from . import registry
+from . import registry, run_folder, signals
 from .amp import resolve_amp
 from .checkpoint import (
     FORMAT,
-    RUN_FILES,
     VERSION,
     CheckpointError,
-    atomic_write,
     check_finite,
     check_resumable,
     load_checkpoint,
     load_model_state,
-    remove_stale_temp_files,
     rng_state,
     save_checkpoint,
     set_rng_state,
-    write_json,
-    write_jsonl,
 )
 from .checks import ConfigError
 from .config import TrainConfig
-from .datasets import build_splits
+from .data_identity import DataChangedError, DataWatch, check_resumed, identity
+from .datasets import build_splits, label_note, label_source
+from .debug_hooks import DebugHooks, global_order, grad_record
 from .evaluate import evaluate_accuracy
+from .files import NoSpaceError, write_json, write_jsonl
 from .optim import clip_gradients, make_adam, set_adam_impl
+from .processes import Processes, extra_states, log
+from .run_folder import same_file
 from .run_messages import Progress, interrupted_message, next_steps
 from .runtime import autocast, resolve_device, seed_everything, to_device
 
 
-@dataclass(frozen=True)
-class Processes:
-    """This process's place among the torchrun processes (one process: rank 0 of 1)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    distributed: bool = False  # launched by torchrun (RANK and WORLD_SIZE set), even as one process
-
-    @property
-    def master(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls) -> Processes:
-        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-            return cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)),
-                       distributed=True)
-        return cls()
-
-
-@dataclass(frozen=True)
-class DebugHooks:
-    """Testing aids: a NaN loss / a NaN gradient at a (1-based, whole-run) step; every step's batch and gradient."""
-
-    nan_at_step: int | None = None
-    nan_grad_at_step: int | None = None
-    grads_out: str | None = None
-
-
-def log(master: bool, msg: str, *, err: bool = False) -> None:
-    if master:
-        tqdm.write(msg, file=sys.stderr if err else sys.stdout)
-
-
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    return Path(a).resolve() == Path(b).resolve()
-
-
-def train(model_cfg, cfg: TrainConfig, *, resume: str | None = None, debug_nan_at_step: int | None = None,
+def train(model_cfg, cfg: TrainConfig, *, resume: str | None = None, overwrite: bool = False,
+          allow_new_data: bool = False, debug_nan_at_step: int | None = None,
           debug_nan_grad_at_step: int | None = None, debug_grads_out: str | None = None,
           argv: list[str] | None = None, module: str = "examples.ave") -> int:
-    """Train; 0 on success, 1 on a non-finite stop, 130 on Ctrl-C (one line: what was saved, how to resume).
+    """Train; 0 on success, 1 on a non-finite stop, changed data or a full disk, 128 + the signal on Ctrl-C,
+    SIGTERM or SIGHUP (one line: what was saved, how to resume).
 
-    argv: the command-line arguments (``train ...``) the run was started with, for the resume command.
+    The run holds ``cfg.out``'s lock for its life (``run_folder.claim``). argv: the command-line arguments
+    (``train ...``) the run was started with, for the resume command.
     """
     procs = Processes.from_env()
-    ddp = procs.distributed
-    device = resolve_device(cfg.device, procs.local_rank, distributed=ddp)
+    device = resolve_device(cfg.device, procs.local_rank, distributed=procs.distributed)
     _check_device_options(model_cfg, cfg, device, procs)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
         torch.backends.cudnn.allow_tf32 = cfg.tf32
-    if ddp:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    if cfg.amp == "auto":
-        amp, note = resolve_amp(cfg.amp, device)
-        cfg = dataclasses.replace(cfg, amp=amp, amp_auto=True)
-        log(procs.master, note)
     progress = Progress()
     if resume is not None and same_file(resume, Path(cfg.out) / "last.pt"):
         progress.saved_epoch = -1  # known once the checkpoint is read
     hooks = DebugHooks(debug_nan_at_step, debug_nan_grad_at_step, debug_grads_out)
-    try:
-        return Trainer(model_cfg, cfg, device, procs, progress, hooks, module).run(resume)
-    except KeyboardInterrupt:  # Ctrl-C, also inside a checkpoint write (atomic: the old file stays)
+
+    def stopped(head: str) -> str:
         if progress.bar is not None:
             progress.bar.close()
-        log(procs.master, interrupted_message(Path(cfg.out), cfg.epochs, resume, procs.world_size, progress, argv,
-                                              module), err=True)
-        return 130
-    finally:
-        if ddp:
-            dist.destroy_process_group()
+        return interrupted_message(Path(cfg.out), cfg.epochs, resume, procs.world_size, progress, argv, module, head)
+
+    with run_folder.claim(cfg.out, resume, overwrite, master=procs.master):
+        if procs.distributed:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        try:
+            if cfg.amp == "auto":
+                amp, note = resolve_amp(cfg.amp, device)
+                cfg = dataclasses.replace(cfg, amp=amp, amp_auto=True)
+                log(procs.master, note)
+            return Trainer(model_cfg, cfg, device, procs, progress, hooks, module, allow_new_data).run(resume)
+        except KeyboardInterrupt as exc:  # a signal, also inside a checkpoint write (held until it is written)
+            log(procs.master, stopped(signals.describe(exc)), err=True)
+            return signals.exit_status(exc)
+        except (DataChangedError, NoSpaceError) as exc:  # the files written so far are whole
+            log(procs.master, f"error: {exc}", err=True)
+            log(procs.master, stopped("stopped"), err=True)
+            return 1
+        finally:
+            if procs.distributed:
+                dist.destroy_process_group()
 
 
 def _check_device_options(model_cfg, cfg: TrainConfig, device: torch.device, procs: Processes) -> None:
@@ -157,9 +131,9 @@ class Trainer:
     """One training run's state: model, data, optimizer, scheduler, scaler, RNG streams and the selection."""
 
     def __init__(self, model_cfg, cfg: TrainConfig, device: torch.device, procs: Processes, progress: Progress,
-                 hooks: DebugHooks, module: str) -> None:
+                 hooks: DebugHooks, module: str, allow_new_data: bool = False) -> None:
         self.model_cfg, self.cfg, self.device, self.procs = model_cfg, cfg, device, procs
-        self.progress, self.hooks, self.module = progress, hooks, module
+        self.progress, self.hooks, self.module, self.allow_new_data = progress, hooks, module, allow_new_data
         self.out = Path(cfg.out)
         self.selection = Selection()
         self.grad_log: list[dict] = []
@@ -176,18 +150,21 @@ class Trainer:
             self.prepare_run_folder(resume)
         global_step = self.selection.start_epoch * self.steps_per_epoch
         for epoch in range(self.selection.start_epoch + 1, self.cfg.epochs + 1):
+            self.watch.check(f"before epoch {epoch}")
             t0 = time.perf_counter()
             lr = self.optimizer.param_groups[0]["lr"]
             mean_loss, global_step = self.train_epoch(epoch, global_step)
             if mean_loss is None:
                 return 1
             record, improved = self.score_and_select(epoch, mean_loss, lr, time.perf_counter() - t0)
+            self.watch.check(f"after epoch {epoch}'s training and validation, before it was saved")
             self.save(epoch, improved)
             log(self.procs.master, f"epoch {epoch:3d}/{self.cfg.epochs} | train loss {record['train_loss']:.4f} | "
                                    f"val acc {100 * record['val_acc']:6.2f}%{' *' if improved else '  '} | "
                                    f"lr {lr:.2e} | {record['seconds']:6.1f} s")
         if self.hooks.grads_out is not None and self.procs.master:
             save_checkpoint(self.hooks.grads_out, self.grad_log)
+        self.watch.check("before the test")
         self.final_test()
         return 0
 
@@ -207,8 +184,13 @@ class Trainer:
         seed_everything(cfg.seed)
         self.model = registry.build_model(self.model_cfg).to(self.device)  # same init on every rank
         self.n_params = registry.count_parameters(self.model)
+        self.watch = DataWatch(cfg.data, self.model_cfg.setting)  # the data files as the run opens them
         self.splits = build_splits(self.model_cfg, cfg)  # a data directory's values are checked here, before any output
+        self.watch.check("while its data was being checked")
+        self.data_identity = identity(cfg.data, self.model_cfg.setting, label_source(self.splits))
         log(procs.master, registry.describe(self.model))
+        if label_source(self.splits) is not None:
+            log(procs.master, label_note(self.splits))
         self.sampler = DistributedSampler(self.splits["train"], num_replicas=procs.world_size, rank=procs.rank,
                                           shuffle=cfg.shuffle, seed=cfg.seed)
         self.data_generator = torch.Generator().manual_seed(cfg.seed)  # DataLoader worker seeds
@@ -239,6 +221,12 @@ class Trainer:
         if ckpt.get("model_extra") is not None:
             self.model.load_extra_training_state(ckpt["model_extra"][procs.rank % len(ckpt["model_extra"])])
         self.selection = Selection(ckpt["epoch"], ckpt["best_val"], ckpt["best_epoch"], list(ckpt["history"]))
+        note, new_data = check_resumed(ckpt.get("data_identity"), self.data_identity, resume, self.cfg.data,
+                                       self.allow_new_data)
+        if note is not None:
+            log(procs.master, note, err=True)
+        if new_data:  # accuracies on the earlier data do not compare with this data's
+            self.selection.best_val = -1.0
         s = self.selection
         best_on = {"val": "best val", "test": "best test", "last": "best last, val"}[self.cfg.select_on]
         log(procs.master, f"resumed from {resume} at epoch {s.start_epoch} ({best_on} {100 * s.best_val:.2f}% at "
@@ -251,24 +239,13 @@ class Trainer:
         if self.cfg.compile:  # compile outside DDP, so the gradient all-reduce overlaps the backward pass
             self.train_model = torch.compile(self.train_model)
 
+    def config_record(self) -> dict:
+        return {"model": self.model_cfg.to_dict(), "train": self.cfg.to_dict(), "world_size": self.procs.world_size,
+                "parameters": self.n_params}
+
     def prepare_run_folder(self, resume: str | None) -> None:
-        out, cfg = self.out, self.cfg
-        out.mkdir(parents=True, exist_ok=True)
-        remove_stale_temp_files(out, RUN_FILES)  # of killed writes: only one run owns a folder, and it starts now
-        if resume is None:  # a fresh start (--overwrite): no stale files of an earlier run
-            for name in ("last.pt", "best.pt", "result.json", "metrics.jsonl"):
-                (out / name).unlink(missing_ok=True)
-        elif not same_file(Path(resume).parent, out):
-            # resuming into another directory: bring the run's best checkpoint along (never keep a stale one)
-            source_best = Path(resume).parent / "best.pt"
-            if source_best.is_file():
-                best_bytes = source_best.read_bytes()
-                atomic_write(out / "best.pt", lambda f: f.write(best_bytes))
-            else:
-                (out / "best.pt").unlink(missing_ok=True)
-        write_json(out / "config.json", {"model": self.model_cfg.to_dict(), "train": cfg.to_dict(),
-                                         "world_size": self.procs.world_size, "parameters": self.n_params})
-        write_jsonl(out / "metrics.jsonl", self.selection.history)
+        cfg = self.cfg
+        self.progress.replacing = run_folder.prepare(self.out, resume, self.config_record(), self.selection.history)
         log(True, f"training on {self.device} x {self.procs.world_size} process(es): {len(self.splits['train'])} "
                   f"train videos, {self.steps_per_epoch} steps/epoch of {cfg.batch_size}, amp={cfg.amp}, epochs "
                   f"{self.selection.start_epoch + 1}..{cfg.epochs}")
@@ -279,7 +256,7 @@ class Trainer:
         cfg, procs = self.cfg, self.procs
         self.model.train()
         self.sampler.set_epoch(epoch)
-        order = _global_order(self.sampler, procs.world_size) if self.hooks.grads_out is not None else None
+        order = global_order(self.sampler, procs.world_size) if self.hooks.grads_out is not None else None
         total_loss = 0.0
         bar = self.progress.bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                                        disable=not procs.master, dynamic_ncols=True)
@@ -294,6 +271,7 @@ class Trainer:
             total_loss += loss_value
             bar.update(1)
             bar.set_postfix(loss=f"{loss_value:.4f}")
+            signals.check()  # a signal that DataLoader internals swallowed stops here
         bar.close()
         if cfg.lr_unit == "epoch":
             self.scheduler.step()
@@ -306,7 +284,7 @@ class Trainer:
         with autocast(self.device, self.cfg.amp):
             output = self.train_model(visual, audio)
         output = type(output)(*(x.float() for x in output))
-        loss = self._debug_loss(model.loss(output, segment_labels, video_labels), global_step)
+        loss = self.hooks.loss(model.loss(output, segment_labels, video_labels), global_step, model)
         reported = loss.detach().clone()
         if procs.world_size > 1:  # every rank must agree to stop, before the gradient all-reduce
             dist.all_reduce(reported)
@@ -318,7 +296,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
         if order is not None:
-            self.grad_log.append(_grad_record(model, order, epoch, step, self.cfg.batch_size // procs.world_size))
+            self.grad_log.append(grad_record(model, order, epoch, step, self.cfg.batch_size // procs.world_size))
         # the norm of the all-reduced gradients: the same on every rank, so all ranks agree to stop
         grad_norm = clip_gradients(model.parameters(), self.cfg.grad_clip).item()
         if not math.isfinite(grad_norm) and not self.scaler.is_enabled():  # fp16: the scaler skips the step
@@ -329,19 +307,13 @@ class Trainer:
             self.scheduler.step()
         return loss_value
 
-    def _debug_loss(self, loss: torch.Tensor, global_step: int) -> torch.Tensor:
-        if self.hooks.nan_at_step is not None and global_step == self.hooks.nan_at_step:
-            loss = loss * float("nan")
-        if self.hooks.nan_grad_at_step is not None and global_step == self.hooks.nan_grad_at_step:
-            # finite loss, NaN gradient: d sqrt(x)/dx at x = 0 is inf, times 0
-            loss = loss + torch.sqrt(0.0 * next(self.model.parameters()).sum())
-        return loss
-
     def _stop_non_finite(self, bar, epoch: int, step: int, what: str) -> None:
         """Stops before the optimizer step: the parameters (and every checkpoint written) stay finite."""
         bar.close()
         kept = (f"the last good checkpoint is {self.out / 'last.pt'} (epoch {epoch - 1})" if epoch > 1
                 else "no checkpoint was written yet")
+        if self.progress.replacing:
+            kept += f"; {self.out} still holds the earlier run, untouched"
         log(self.procs.master, f"error: non-finite {what} at epoch {epoch}, step {step + 1}; training stopped, "
                                f"{kept}", err=True)
 
@@ -377,18 +349,25 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(), "rng": states, "epoch": epoch, "best_val": s.best_val,
             "best_epoch": s.best_epoch, "history": s.history, "world_size": self.procs.world_size,
-            "model_extra": _extra_states(self.model, self.procs.world_size),
+            "model_extra": extra_states(self.model, self.procs.world_size), "data_identity": self.data_identity,
         }
 
     def save(self, epoch: int, improved: bool) -> None:
         state = self.checkpoint(epoch)  # collective: every rank takes part
-        if self.procs.master:
-            if improved:  # best first: a crash in between never leaves last.pt pointing past best.pt
-                save_checkpoint(self.out / "best.pt", state)
-                self.progress.best_epoch = epoch
-            save_checkpoint(self.out / "last.pt", state)
+        if not self.procs.master:
+            return
+        with signals.deferred():  # a signal waits until the epoch is saved whole
+            if self.progress.replacing:  # --overwrite: the earlier run's files go once this run's are whole
+                run_folder.replace_earlier_run(self.out, state, self.selection.history, self.config_record(), improved)
+                self.progress.replacing = False
+            else:
+                if improved:  # best first: a crash in between never leaves last.pt pointing past best.pt
+                    save_checkpoint(self.out / "best.pt", state)
+                    self.progress.best_epoch = epoch
+                save_checkpoint(self.out / "last.pt", state)
+                write_jsonl(self.out / "metrics.jsonl", self.selection.history)
+            self.progress.best_epoch = epoch if improved else self.progress.best_epoch
             self.progress.saved_epoch = epoch
-            write_jsonl(self.out / "metrics.jsonl", self.selection.history)
 
     # ---- test the best checkpoint, once ----
     def final_test(self) -> None:
@@ -412,37 +391,6 @@ class Trainer:
                                f"{100 * best_val_acc:.2f}%): {100 * test_acc:.2f}% over {n_segments} segments")
         has_maps = registry.family_of_config(model_cfg).figures is not None and getattr(model_cfg, "uses_agva", True)
         log(self.procs.master, next_steps(out, module=self.module, has_maps=has_maps))
-
-
-def _global_order(sampler: DistributedSampler, world_size: int) -> list[list[int]]:
-    """Every rank's dataset indices for this epoch, in order (collective under DDP; debugging aid)."""
-    mine = list(sampler)
-    if world_size == 1:
-        return [mine]
-    orders = [None] * world_size
-    dist.all_gather_object(orders, mine)
-    return orders
-
-
-def _grad_record(model, order: list[list[int]], epoch: int, step: int, local_batch: int) -> dict:
-    """The global batch of this step (per rank) and the gradient the optimizer is about to use."""
-    return {
-        "epoch": epoch, "step": step,
-        "indices": [o[step * local_batch:(step + 1) * local_batch] for o in order],
-        "grad": {n: p.grad.detach().cpu().clone() for n, p in model.named_parameters() if p.grad is not None},
-    }
-
-
-def _extra_states(model, world_size: int) -> list | None:
-    """Each rank's model state beyond the weights (PSP's stale AVPS target buffer), or None (collective)."""
-    get = getattr(model, "extra_training_state", None)
-    if get is None:
-        return None
-    states = [get()]
-    if world_size > 1:
-        states = [None] * world_size
-        dist.all_gather_object(states, get())
-    return states
 
 
 __all__ = ["DebugHooks", "Processes", "Trainer", "train"]

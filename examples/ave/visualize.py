@@ -20,6 +20,7 @@ weights over the audio segments and vice versa).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import torch
@@ -27,7 +28,7 @@ import torch
 from . import registry
 from .checks import ConfigError, check_out_dir
 from .constants import BACKGROUND, SPLITS
-from .datasets import build_splits, with_data
+from .datasets import build_splits, label_note, with_data
 from .evaluate import add_model_argument, load_trained_model
 from .figures import RelationMaps, SpatialMaps, plot_relations, plot_spatial
 from .predict import category_names
@@ -69,7 +70,10 @@ def main(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     model, ckpt = load_trained_model(args.checkpoint, device, backend="reference", model=args.model)  # returns weights
-    dataset = build_splits(model.config, with_data(ckpt["train_config"], args.data), (args.split,))[args.split]
+    splits = build_splits(model.config, with_data(ckpt["train_config"], args.data, args.labels), (args.split,))
+    if label_note(splits) is not None:
+        print(label_note(splits), file=sys.stderr)
+    dataset = splits[args.split]
     idx = pick_videos(dataset, args.num_videos)
     items = [dataset[i] for i in idx]
     visual, audio = (torch.stack([it[k] for it in items]).to(device) for k in (0, 1))

@@ -41,11 +41,26 @@ class Annotation:
         return f"{self.category}&{self.video_id}&{self.quality}&{self.start}&{self.end}"
 
 
+def read_text_lines(path: str | os.PathLike, what: str) -> list[str]:
+    """The lines of a UTF-8 text file; AVEDataError naming the file, the line and the byte that is not UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise AVEDataError(
+            f"{path}: line {line}, byte {column} (byte {exc.start + 1} of the file, 0x{data[exc.start]:02x}) is not "
+            f"UTF-8 ({exc.reason}); expected {what} as UTF-8 text"
+        ) from None
+    return text.splitlines()
+
+
 def read_categories(path: str | os.PathLike) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise AVEDataError(f"{path}: file not found (expected the {NUM_EVENT_CLASSES} category names, one a line)")
-    names = [line.rstrip("\r\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = [line.rstrip("\r\n") for line in read_text_lines(path, "the category names") if line.strip()]
     if len(names) != NUM_EVENT_CLASSES or len(set(names)) != len(names):
         raise AVEDataError(
             f"{path}: found {len(names)} lines ({len(set(names))} distinct), expected {NUM_EVENT_CLASSES} distinct category names"
@@ -80,7 +95,7 @@ def read_annotations(path: str | os.PathLike, categories: list[str]) -> list[Ann
     path = Path(path)
     if not path.is_file():
         raise AVEDataError(f"{path}: file not found (expected the AVE annotation file)")
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    lines = [line for line in read_text_lines(path, "the AVE annotations") if line.strip()]
     if not lines or lines[0].strip() != ANNOTATION_HEADER:
         found = lines[0] if lines else "<empty file>"
         raise AVEDataError(f"{path}: first line is {found!r}, expected the header {ANNOTATION_HEADER!r}")
@@ -137,7 +152,7 @@ def load_meta(meta_dir: str | None = None) -> AVEMeta:
     seg, vid = labels_from_annotations(annotations, categories)
     orders = {s: _read_h5(d / f"{s}_order.h5", "order").astype(np.int64) for s in SPLITS}
     for s, order in orders.items():
-        lines = [ln for ln in (d / f"{s}Set.txt").read_text(encoding="utf-8").splitlines() if ln.strip()]
+        lines = [ln for ln in read_text_lines(d / f"{s}Set.txt", f"the {s} split's annotations") if ln.strip()]
         rows = parse_annotation_lines(lines, d / f"{s}Set.txt", categories)
         if len(rows) != len(order) or any(annotations[j] != r for j, r in zip(order, rows)):
             raise AVEDataError(f"{d / f'{s}Set.txt'}: does not match {s}_order.h5 applied to Annotations.txt")

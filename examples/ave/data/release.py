@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..constants import AUDIO_DIM, BACKGROUND, GRID, NUM_CLASSES, NUM_SEGMENTS, SPLITS, VISUAL_DIMS
+from .label_sources import LabelChoice
 from .meta import META_DIR, AVEDataError, labels_from_annotations, read_annotations, read_categories
 
 T = NUM_SEGMENTS
@@ -169,6 +170,7 @@ class ReleaseInfo:
     noisy_video_labels: np.ndarray | None = None  # (M,) int64 (weak)
     label_source: str = "annotations"
     label_disagreements: list[int] = field(default_factory=list)  # samples whose labels.h5 != annotations
+    label_choice: LabelChoice | None = None  # which file the labels came from, and what disagrees (a sentence)
 
 
 def validate_release(
@@ -184,8 +186,9 @@ def validate_release(
     root = Path(root)
     _check_arguments(root, features, setting, labels)
     n = _check_features(root, features)
-    seg, vid, source, disagree = _segment_labels(root, n, labels)
-    info = ReleaseInfo(root, features, setting, n, 0, seg, vid, _read_orders(root, n), None, source, disagree)
+    seg, vid, choice = _segment_labels(root, n, labels)
+    info = ReleaseInfo(root, features, setting, n, 0, seg, vid, _read_orders(root, n), None, choice.source,
+                       list(choice.disagreements), choice)
     if setting == "weak":
         _check_weak_files(root, info)
     return info
@@ -227,8 +230,8 @@ def _file_labels(root: Path, n: int) -> np.ndarray | None:
     return _one_hot_classes(root / LABELS, _read(root / LABELS, FEATURE_KEY), "[sample, segment]")
 
 
-def _segment_labels(root: Path, n: int, labels: str) -> tuple[np.ndarray, np.ndarray, str, list[int]]:
-    """(segment labels (N, T), video labels (N,), their source, samples where labels.h5 disagrees)."""
+def _segment_labels(root: Path, n: int, labels: str) -> tuple[np.ndarray, np.ndarray, LabelChoice]:
+    """(segment labels (N, T), video labels (N,), where they came from and where labels.h5 disagrees)."""
     categories_path = root / "categories.txt" if (root / "categories.txt").is_file() else META_DIR / "categories.txt"
     categories = read_categories(categories_path)
     ann_path = root / "Annotations.txt" if (root / "Annotations.txt").is_file() else META_DIR / "Annotations.txt"
@@ -250,11 +253,11 @@ def _segment_labels(root: Path, n: int, labels: str) -> tuple[np.ndarray, np.nda
         ev = np.where(seg != BACKGROUND, seg, NUM_CLASSES)  # video label: the (first) event class of the video
         vid = np.where((seg != BACKGROUND).any(1), ev.min(1), BACKGROUND).astype(np.int64)
         source = "file"
-    disagree = []
+    disagree = ()
     if file_labels is not None and ann_ok:
         ann_seg, _ = labels_from_annotations(annotations, categories)
-        disagree = [int(i) for i in np.flatnonzero((ann_seg != file_labels).any(1))]
-    return seg, vid, source, disagree
+        disagree = tuple(int(i) for i in np.flatnonzero((ann_seg != file_labels).any(1)))
+    return seg, vid, LabelChoice(root, n, labels, source, ann_path, len(annotations), file_labels is not None, disagree)
 
 
 def _read_orders(root: Path, n: int) -> dict[str, np.ndarray]:
@@ -332,6 +335,7 @@ class ReleaseAVE(Dataset):
         self.root, self.split, self.setting = info.root, split, info.setting
         # where labels came from, and samples (whole-release indices) where labels.h5 disagrees with them
         self.label_source, self.label_disagreements = info.label_source, list(info.label_disagreements)
+        self.label_choice = info.label_choice
         order = info.orders[split]
         items = [np.stack([np.zeros_like(order), order], 1)]
         seg, vid = [info.segment_labels[order]], [info.video_labels[order]]
