@@ -54,9 +54,10 @@ def plot_spatial(path: Path, spatial: torch.Tensor, truth, pred, names, title: s
     vmin, vmax = float(spatial.min()), float(spatial.max())
     for t, ax in enumerate(axes):
         im = ax.imshow(spatial[t].numpy(), cmap="jet", vmin=vmin, vmax=vmax, interpolation="nearest")
-        ok = int(truth[t]) == int(pred[t])
-        ax.set_title(f"t={t + 1}\nGT {_short(names[int(truth[t])])}\npred {_short(names[int(pred[t])])}",
-                     fontsize=7, color="black" if ok else "red")
+        ok = int(truth[t]) == int(pred[t]) or int(truth[t]) < 0  # < 0: unknown (an unlabelled extract folder)
+        gt = _short(names[int(truth[t])]) if int(truth[t]) >= 0 else "?"
+        ax.set_title(f"t={t + 1}\nGT {gt}\npred {_short(names[int(pred[t])])}", fontsize=7,
+                     color="black" if ok else "red")
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(im, ax=axes, shrink=0.8, label="M_s (uniform = 1/49 = 0.020)")

@@ -190,7 +190,10 @@ def _check_run_folder(args: argparse.Namespace, out: str) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .data.extracted import check_trainable
+
     model_cfg, cfg = configs_from_args(args)
+    check_trainable(cfg.data, model_cfg.setting, cfg.select_on)  # labels and rows in every split (extracted.py)
     resume = None if args.resume is None else (str(Path(cfg.out) / "last.pt") if args.resume == "auto" else args.resume)
     return train(model_cfg, cfg, resume=resume, debug_nan_at_step=args.debug_nan_at_step,
                  debug_nan_grad_at_step=args.debug_nan_grad_at_step, debug_grads_out=args.debug_grads_out,

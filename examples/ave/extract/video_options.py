@@ -1,0 +1,98 @@
+"""``predict --video FILE`` and ``visualize --video FILE``: the options that extract one video before the command
+runs, and that extraction, into a work folder in the release layout (``--work-dir``).
+
+The work folder is an extract folder like any other (``python -m examples.ave extract --videos FILE --out DIR``
+with the same flags writes the same files): its ``.extract/<video id>.h5`` is kept, so a second command on the
+same video with the same settings (convention, weight files, dtype) skips the extraction, and one with other
+settings is refused before any work. Its release files hold the rows of the last video extracted there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+from ..checks import ConfigError
+from ..data.meta import AVEDataError
+from .cli import add_convention_arguments, add_weight_arguments, check_network_options, convention_of, load_networks
+from .decode import MAX_PIXELS
+from .pipeline import settings_of
+from .run import Options, check_out, check_work_files, extract_shard, join, video_ids
+from .work import WORK_DIR, remove_stale_temps
+
+NEEDED = ("vgg19_weights", "vggish_weights")
+
+
+def add_video_arguments(p: argparse.ArgumentParser, command: str) -> None:
+    """The ``--video`` option group of ``command`` (predict or visualize)."""
+    default_work = "FOLDER/features, FOLDER = --out's folder" if command == "predict" else "--out/features"
+    g = p.add_argument_group("--video FILE: one video file in, extracted first (the flags of python -m examples.ave "
+                             "extract; docs/own_videos.md)")
+    g.add_argument("--video", default=None, metavar="FILE",
+                   help="a video file (.mp4, .mkv, .webm, .avi, ...): extract it, then "
+                        + ("its events and a timeline figure" if command == "predict" else
+                           "the spatial attention over its frames, second by second"))
+    g.add_argument("--work-dir", default=None, metavar="DIR",
+                   help=f"the extract folder the video's features go to; a re-run with the same settings reuses "
+                        f"them (default: {default_work})")
+    add_weight_arguments(g, required=False)
+    g.add_argument("--frame-batch-size", type=int, default=32, help="frames per VGG-19 batch (extract's --batch-size)")
+    g.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help="largest frame accepted")
+    add_convention_arguments(g)
+
+
+def check_video_options(args: argparse.Namespace, default_work: Path) -> Path:
+    """Before any work: the video, the weight flags, the convention, the work folder; returns the work folder."""
+    video = Path(args.video)
+    if not video.is_file():
+        raise ConfigError(f"--video {args.video!r}: {'a directory' if video.is_dir() else 'no such file'}, expected "
+                          "a video file (to predict a folder of videos, extract it, then --data)")
+    for flag in ("data", "videos"):
+        if getattr(args, flag, None) is not None:
+            raise ConfigError(f"--video and --{flag} exclude each other (--video reads one file; --{flag} a data "
+                              "folder's rows)")
+    missing = [f"--{n.replace('_', '-')}" for n in NEEDED if getattr(args, n) is None]
+    if missing:
+        raise ConfigError(f"--video needs {' and '.join(missing)} FILE: the networks that extract its features "
+                          "(docs/own_videos.md, 'The weight files'; nothing is downloaded)")
+    if args.frame_batch_size < 1:
+        raise ConfigError(f"--frame-batch-size must be >= 1, got {args.frame_batch_size}")
+    check_network_options(args)
+    convention_of(args)
+    work = Path(args.work_dir) if args.work_dir is not None else default_work
+    if work.exists() and not work.is_dir():
+        raise ConfigError(f"--work-dir {os.fspath(work)!r} is a file, expected a folder")
+    check_out(work)
+    return work
+
+
+def extract_one(args: argparse.Namespace, device, work: Path, log=print) -> str:
+    """Extract ``args.video`` into ``work`` (or reuse it) and write the folder's release files; its video id.
+    AVEDataError naming the file when it cannot be extracted."""
+    ids = video_ids([Path(os.path.abspath(args.video))])  # the file the index records, wherever it is read from
+    video_id = next(iter(ids))
+    networks, visual_kind = load_networks(args, device)
+    convention = dataclasses.replace(convention_of(args), visual_weights=visual_kind)
+    if convention.differences():
+        log(f"note: not the AVE release's convention: {'; '.join(convention.differences())}")
+    options = Options(work, convention, settings_of(convention, networks, "float32"), "float32",
+                      args.frame_batch_size, args.max_pixels, "test")
+    work.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(work / WORK_DIR)
+    remove_stale_temps(work)
+    try:
+        check_work_files(ids, options)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("--out", "--work-dir")) from None
+    outcome = extract_shard(ids, networks, options, log=log)
+    if outcome.failures:
+        raise AVEDataError(f"--video: {outcome.failures[0]}")
+    if outcome.reused:
+        log(f"{args.video}: features of an earlier run reused ({work / WORK_DIR / (video_id + '.h5')})")
+    join(ids, outcome.done, options, log)
+    return video_id
+
+
+__all__ = ["add_video_arguments", "check_video_options", "extract_one"]
