@@ -1,6 +1,7 @@
 """The release folder the extractor writes: 10-second windows (no silent truncation), the index file, labels
-cut to the windows, splits, what today's loader accepts (and what it must learn to accept), resuming, and the
-work folder's settings check. Plumbing tests: a stand-in visual network (test_extract_support)."""
+cut to the windows, splits, what the loader makes of it (labelled, unlabelled: UNKNOWN labels and never the
+shipped annotations, empty splits), resuming, and the work folder's settings check. Plumbing tests: a stand-in
+visual network (test_extract_support)."""
 
 from __future__ import annotations
 

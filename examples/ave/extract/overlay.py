@@ -108,8 +108,9 @@ def _draw_block(path: Path, timeline: VideoTimeline, frames, names, visual_weigh
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, WINDOW_SECONDS, figsize=(1.9 * WINDOW_SECONDS, 2.5), constrained_layout=True,
-                             squeeze=False)
+    aspect = frames[seconds[0]].shape[0] / frames[seconds[0]].shape[1]
+    fig, axes = plt.subplots(1, WINDOW_SECONDS, figsize=(1.6 * WINDOW_SECONDS + 0.9, 1.6 * aspect + 0.8),
+                             constrained_layout=True, squeeze=False)
     im = None
     for ax, s in zip(axes[0], list(seconds) + [None] * (WINDOW_SECONDS - len(seconds))):
         ax.set_axis_off()
@@ -126,7 +127,8 @@ def _draw_block(path: Path, timeline: VideoTimeline, frames, names, visual_weigh
         what = "background" if label == BACKGROUND else f"{names[label][:16]} {timeline.relevance[s]:.2f}"
         ax.set_title(f"{s} s\n{what}", fontsize=7, color="black" if label == BACKGROUND else "darkred")
     if im is not None:
-        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label=timeline.spatial_kind or "attention")
+        fig.colorbar(im, ax=axes[0].tolist(), shrink=0.9, fraction=0.02, pad=0.01,
+                     label=(timeline.spatial_kind or "attention").replace(" attention", "\nattention"))
     fig.suptitle(title, fontsize=9)
     atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=80))
     plt.close(fig)

@@ -13,13 +13,19 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 from ..checks import ConfigError
 from ..data.meta import AVEDataError
 from .cli import add_convention_arguments, add_weight_arguments, check_network_options, convention_of, load_networks
-from .decode import MAX_PIXELS
+from .decode import MAX_PIXELS, probe
+from .errors import VideoError
 from .pipeline import settings_of
-from .run import Options, check_out, check_work_files, extract_shard, join, video_ids
+from .run import Options, check_out, check_work_files, extract_shard, is_done, join, video_ids
+from .vgg19 import FLAG as VGG19_FLAG
+from .vggish import FLAG as VGGISH_FLAG
+from .vggish import PCA_FLAG
+from .weights import check_file, check_hash_in_name, is_hdf5, sha256_of
 from .work import WORK_DIR, remove_stale_temps
 
 NEEDED = ("vgg19_weights", "vggish_weights")
@@ -68,17 +74,45 @@ def check_video_options(args: argparse.Namespace, default_work: Path) -> Path:
     return work
 
 
+def weight_fingerprints(args: argparse.Namespace) -> tuple[str, dict]:
+    """(VGG-19's convention name, each weight file's format and SHA-256) as ``load_networks`` records them, without
+    reading the weights: enough to recognise a finished extraction."""
+    import h5py
+
+    from .vgg19 import KERAS_TOP
+
+    files = {"vgg19": (VGG19_FLAG, args.vgg19_weights), "vggish": (VGGISH_FLAG, args.vggish_weights)}
+    if args.vggish_pca is not None:
+        files["vggish_pca"] = (PCA_FLAG, args.vggish_pca)
+    out = {}
+    for name, (flag, raw) in files.items():
+        path = check_file(flag, raw)
+        sha = sha256_of(path)
+        check_hash_in_name(flag, path, sha)
+        fmt = {"vggish": "torchvggish", "vggish_pca": "vggish-pca"}.get(name, "torchvision")
+        if name == "vgg19" and is_hdf5(path):
+            with h5py.File(path, "r") as f:
+                root = f["model_weights"] if "model_weights" in f else f
+                fmt = "keras-full" if all(k in root for k in KERAS_TOP) else "keras-notop"
+        out[name] = {"format": fmt, "sha256": sha}
+    return ("keras" if out["vgg19"]["format"].startswith("keras") else "torchvision"), out
+
+
 def extract_one(args: argparse.Namespace, device, work: Path, log=print) -> str:
-    """Extract ``args.video`` into ``work`` (or reuse it) and write the folder's release files; its video id.
-    AVEDataError naming the file when it cannot be extracted."""
+    """Extract ``args.video`` into ``work`` (or reuse it: the networks are then not even read) and write the
+    folder's release files; its video id. AVEDataError naming the file when it cannot be extracted."""
     ids = video_ids([Path(os.path.abspath(args.video))])  # the file the index records, wherever it is read from
     video_id = next(iter(ids))
-    networks, visual_kind = load_networks(args, device)
+    try:
+        probe(args.video, args.max_pixels)  # a file that is no video is refused before the networks are read
+    except VideoError as exc:
+        raise AVEDataError(f"--video: {exc}") from None
+    visual_kind, fingerprints = weight_fingerprints(args)
     convention = dataclasses.replace(convention_of(args), visual_weights=visual_kind)
     if convention.differences():
         log(f"note: not the AVE release's convention: {'; '.join(convention.differences())}")
-    options = Options(work, convention, settings_of(convention, networks, "float32"), "float32",
-                      args.frame_batch_size, args.max_pixels, "test")
+    options = Options(work, convention, settings_of(convention, SimpleNamespace(weights=fingerprints), "float32"),
+                      "float32", args.frame_batch_size, args.max_pixels, "test")
     work.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(work / WORK_DIR)
     remove_stale_temps(work)
@@ -86,13 +120,17 @@ def extract_one(args: argparse.Namespace, device, work: Path, log=print) -> str:
         check_work_files(ids, options)
     except ConfigError as exc:
         raise ConfigError(str(exc).replace("--out", "--work-dir")) from None
-    outcome = extract_shard(ids, networks, options, log=log)
-    if outcome.failures:
-        raise AVEDataError(f"--video: {outcome.failures[0]}")
-    if outcome.reused:
+    if is_done(video_id, ids[video_id], options):
         log(f"{args.video}: features of an earlier run reused ({work / WORK_DIR / (video_id + '.h5')})")
-    join(ids, outcome.done, options, log)
+    else:
+        networks, _ = load_networks(args, device)
+        if networks.weights != fingerprints:  # pragma: no cover - the same files read twice
+            raise ConfigError(f"the weight files changed while being read: {networks.weights} != {fingerprints}")
+        outcome = extract_shard(ids, networks, options, log=log)
+        if outcome.failures:
+            raise AVEDataError(f"--video: {outcome.failures[0]}")
+    join(ids, [video_id], options, log)
     return video_id
 
 
-__all__ = ["add_video_arguments", "check_video_options", "extract_one"]
+__all__ = ["add_video_arguments", "check_video_options", "extract_one", "weight_fingerprints"]
