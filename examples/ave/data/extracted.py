@@ -81,13 +81,38 @@ def index_rows(root: str | os.PathLike, n: int) -> list[dict]:
     return rows
 
 
-def unknown_labels(root: Path, n: int, labels: str) -> tuple[np.ndarray, np.ndarray, str, list[int]]:
-    """The loader's labels of an unlabelled extract folder: UNKNOWN everywhere, source "none"."""
+def unknown_labels(root: Path, n: int, labels: str) -> tuple:
+    """What the release loader's ``_segment_labels`` returns for an unlabelled extract folder: UNKNOWN segment
+    and video labels, source "none", no disagreement; as (seg (N, T), vid (N,), source, disagreements), or as
+    (seg, vid, LabelChoice) where the loader reports its label choice (``label_sources.py``, issue 22)."""
     if labels != "auto":
         raise AVEDataError(f"{root}: labels={labels!r} asks for {'labels.h5' if labels == 'file' else 'Annotations.txt'}"
                            f", but {NO_LABELS.format(what='there is nothing to read', purpose='label it')}")
     index_rows(root, n)
-    return (np.full((n, NUM_SEGMENTS), UNKNOWN, dtype=np.int64), np.full(n, UNKNOWN, dtype=np.int64), "none", [])
+    seg, vid = np.full((n, NUM_SEGMENTS), UNKNOWN, dtype=np.int64), np.full(n, UNKNOWN, dtype=np.int64)
+    choice = _no_label_choice(root, n)
+    return (seg, vid, "none", []) if choice is None else (seg, vid, choice)
+
+
+try:  # where the loader reports its label choice (label_sources.py, issue 22), say "none" in its terms
+    from .label_sources import LabelChoice
+except ImportError:  # pragma: no cover - before issue 22: the loader returns (seg, vid, source, disagreements)
+    LabelChoice = None
+
+if LabelChoice is not None:
+
+    class NoLabels(LabelChoice):
+        """The label choice of an unlabelled extract folder: none, and nothing to refuse."""
+
+        def note(self) -> str:
+            return f"segment labels: none ({self.root} is an extract folder without labels: predictions only)"
+
+        def problem(self) -> None:
+            return None
+
+
+def _no_label_choice(root: Path, n: int):
+    return None if LabelChoice is None else NoLabels(root, n, "auto", "none", root / "Annotations.txt", 0, False, ())
 
 
 def release_setting(root: str | os.PathLike, setting: str, splits: tuple[str, ...]) -> str:
