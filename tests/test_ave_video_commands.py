@@ -195,10 +195,11 @@ def test_predict_video_refuses_bad_options_before_any_work(capsys, tmp_path, cli
     assert not (tmp_path / "work").exists()
 
 
-def test_predict_video_names_a_bad_file_and_a_model_of_other_features(capsys, tmp_path, clip):
+def test_predict_video_names_a_bad_file_a_model_of_other_features_and_a_foreign_work_dir(capsys, tmp_path, clip,
+                                                                                          checkpoints, folder):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"not a video")
-    ckpt = checkpoint(tmp_path, "cmran")
+    ckpt = checkpoints["cmran"]
     code, _, err = run(capsys, "predict", "--video", bad, "--checkpoint", ckpt, *video_flags(tmp_path / "w"))
     assert code == 1 and f"--video: {bad}: cannot be opened as a video file" in err, err
     code, _, err = run(capsys, "predict", "--video", tmp_path / "none.mp4", "--checkpoint", ckpt,
@@ -208,3 +209,5 @@ def test_predict_video_names_a_bad_file_and_a_model_of_other_features(capsys, tm
     code, _, err = run(capsys, "visualize", "--video", clip, "--checkpoint", resnet, "--out", tmp_path / "v",
                        *video_flags(tmp_path / "w"))
     assert code == 2 and "holds a model of resnet151 features; --video extracts VGG-19" in err
+    code, _, err = run(capsys, "predict", "--video", clip, "--checkpoint", ckpt, *video_flags(folder))
+    assert code == 2 and "is an extract folder of 2 videos: --video would replace its release files" in err

@@ -16,6 +16,11 @@ probability of the segment's predicted class for AVEL and PSP); background is le
 ``.jsonl``: one line per video, ``{"video_id", "split", "index", "events": [...]}`` (events may be
 empty). ``.csv``: one row per event, ``video_id,split,index,category,start,end,relevance``.
 Either is written atomically.
+
+An extract folder (``--data FEATS`` written by ``extract``) is predicted per video: its 10-second rows joined on
+the video's own seconds, one record per video with its ``file``, ``seconds`` and ``rows``
+(``examples/ave/extract/video_events.py``). ``--video FILE`` extracts one video file first and also draws a
+timeline of per-second class probabilities (``examples/ave/extract/video_commands.py``; docs/own_videos.md).
 """
 
 from __future__ import annotations
@@ -149,7 +154,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="FILE.jsonl (one line per video) or FILE.csv (one row per event); "
                                                "required, except with --video (VIDEO_ID.events.jsonl)")
     p.add_argument("--split", default="test", choices=SPLITS, help="the split whose videos are predicted")
-    p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
+    p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all; in an "
+                                                  "extract folder: video ids or row ids)")
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--amp", default=None, choices=AMP_MODES,

@@ -52,9 +52,12 @@ def plot_timeline(path: Path, timeline: VideoTimeline, names: list[str], title: 
     for w in timeline.windows[1:]:
         for a in (ax, ev):
             a.axvline(w.start, color="white" if a is ax else "grey", lw=0.8, ls=":")
-    for start, end, k, relevance in _events(labels, timeline.relevance):
+    events = _events(labels, timeline.relevance)
+    for start, end, k, relevance in events:
         ev.barh(0, end - start, left=start, height=0.8, color=f"C{k % 10}", edgecolor="black")
         ev.text(start + 0.1, 0, f"{_short(names[k], 16)} {relevance:.2f}", va="center", fontsize=7)
+    if not events:
+        ev.text(seconds / 2, 0, "no event: background in every second", ha="center", va="center", fontsize=8)
     ev.set(yticks=[], xlim=(0, seconds), xlabel="second of the video", ylim=(-0.6, 0.6))
     ev.set_title("predicted events (mean relevance); dotted: where a 10-second row starts", fontsize=8)
     ax.set_title(title, fontsize=9)

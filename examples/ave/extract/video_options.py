@@ -71,7 +71,22 @@ def check_video_options(args: argparse.Namespace, default_work: Path) -> Path:
     if work.exists() and not work.is_dir():
         raise ConfigError(f"--work-dir {os.fspath(work)!r} is a file, expected a folder")
     check_out(work)
+    _check_not_a_release_of_others(work)
     return work
+
+
+def _check_not_a_release_of_others(work: Path) -> None:
+    """--video rewrites the work folder's release files with its one video's rows: refuse a folder ``extract``
+    made of several videos or with labels (those would be lost; its per-video files would not)."""
+    from ..data.extracted import read_index
+
+    index = read_index(work) if work.is_dir() else None
+    videos = len(index.get("videos", [])) if index is not None else 0
+    labelled = any((work / name).exists() for name in ("labels.h5", "Annotations.txt"))
+    if videos > 1 or labelled:
+        what = "labelled" if labelled else f"of {videos} videos"
+        raise ConfigError(f"--work-dir {os.fspath(work)!r} is an extract folder {what}: --video would replace its "
+                          "release files by the rows of one video; choose another --work-dir")
 
 
 def weight_fingerprints(args: argparse.Namespace) -> tuple[str, dict]:
