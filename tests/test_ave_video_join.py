@@ -130,7 +130,7 @@ def test_the_drawn_frame_of_each_second_is_its_middle_sampled_frame(tmp_path, mo
     options = Options(out, convention, settings_of(convention, networks, "float32"))
     assert run(video_ids(list_videos([video])), networks, options, log=lambda *a, **k: None) == 0
     monkeypatch.setattr(overlay, "thumbnail", lambda rgb: rgb)
-    frames = overlay.second_frames(out, "clip", 10**8)
+    frames = list(overlay.second_frames(out, "clip", 10**8))
     expected = index_rule(110, 10, 11, 4)[:, 2]
     assert [read_frame_code(f)[0] for f in frames] == expected.tolist() and len(frames) == 11
     assert expected[:3].tolist() == [5, 15, 25]  # F = 10: sample 2 of 4 is frame l*10 + int(2/4 * 10)

@@ -82,8 +82,8 @@ def plot_relations(path: Path, panels: list[tuple[str, torch.Tensor, list[str]]]
         ax.set_xticks(range(k_len))
         ax.set_xticklabels(mem_labels, rotation=90, fontsize=6)
         ax.set_yticks(range(t_len))
-        ax.set_yticklabels([f"{name[0]}{q + 1}{'*' if int(truth[q]) != BACKGROUND else ''}" for q in range(t_len)],
-                           fontsize=7)
+        ax.set_yticklabels([f"{name[0]}{q + 1}{'*' if 0 <= int(truth[q]) != BACKGROUND else ''}"  # -1: unknown
+                            for q in range(t_len)], fontsize=7)
         if k_len == 2 * t_len:
             ax.axvline(t_len - 0.5, color="white", linewidth=1.5)
         ax.set_title(f"{name}: query segment -> memory (top-{k} circled)", fontsize=8)

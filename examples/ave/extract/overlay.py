@@ -15,6 +15,7 @@ frame, one colour scale per video.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -60,14 +61,19 @@ def thumbnail(rgb: np.ndarray, height: int = THUMB_HEIGHT) -> np.ndarray:
     return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def second_frames(work: Path, video_id: str, max_pixels: int) -> list[np.ndarray]:
-    """One thumbnail per whole second: the middle sampled frame of that second."""
+def second_frames(work: Path, video_id: str, max_pixels: int) -> Iterator[np.ndarray]:
+    """One thumbnail per whole second, in order: the middle sampled frame of that second (decoded as they are
+    drawn: memory holds one decoded frame and the thumbnails of one figure)."""
     entry, convention = video_entry(work, video_id)
-    middle = frame_selection(entry, convention, max_pixels)[:, convention.frames_per_second // 2]
-    info = probe(entry["file"], max_pixels)
-    decoded = {int(i): thumbnail(rgb) for i, rgb in
-               frames_at(info, middle, max_pixels, check_constant_rate=convention.frame_rule == "index")}
-    return [decoded[int(i)] for i in middle]
+    middle = frame_selection(entry, convention, max_pixels)[:, convention.frames_per_second // 2]  # non-decreasing
+    decoded = frames_at(probe(entry["file"], max_pixels), middle, max_pixels,
+                        check_constant_rate=convention.frame_rule == "index")
+    index, current = -1, None
+    for wanted in middle.tolist():
+        while index < wanted:  # frames_at yields each distinct index once, in order
+            index, rgb = next(decoded)
+            current = thumbnail(rgb) if index == wanted else None
+        yield current
 
 
 def grid_box(width: int, height: int, visual_weights: str) -> tuple[float, float, float, float]:
@@ -85,17 +91,19 @@ def upsample_map(grid: np.ndarray, height: int, width: int) -> np.ndarray:
     return F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-def draw_maps(out: Path, timeline: VideoTimeline, frames: list[np.ndarray], names: list[str],
+def draw_maps(out: Path, timeline: VideoTimeline, frames: Iterable[np.ndarray], names: list[str],
               visual_weights: str, title: str) -> list[Path]:
-    """One PNG per 10 seconds (``<video id>_maps_<first>-<last>s.png``): each second's frame with its map."""
-    maps, seconds = timeline.spatial, len(frames)
+    """One PNG per 10 seconds (``<video id>_maps_<first>-<last>s.png``): each second's frame (``frames``: one per
+    second, in order) with its map."""
+    maps, seconds, frames = timeline.spatial, len(timeline.spatial), iter(frames)
     vmin, vmax = float(maps.min()), float(maps.max())
     digits = len(str(seconds - 1))
     written = []
     for start in range(0, seconds, WINDOW_SECONDS):
         end = min(start + WINDOW_SECONDS, seconds)
+        block = {s: next(frames) for s in range(start, end)}
         path = out / f"{timeline.video['video_id']}_maps_{start:0{digits}d}-{end - 1:0{digits}d}s.png"
-        _draw_block(path, timeline, frames, names, visual_weights, range(start, end), (vmin, vmax),
+        _draw_block(path, timeline, block, names, visual_weights, range(start, end), (vmin, vmax),
                     f"{title}, seconds {start}-{end - 1}")
         written.append(path)
     return written

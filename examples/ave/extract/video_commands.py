@@ -93,13 +93,13 @@ def visualize_video(args: argparse.Namespace) -> int:
         return 0
     from .overlay import draw_maps, second_frames, video_entry
 
-    frames = second_frames(work, video_id, args.max_pixels)
     _, convention = video_entry(work, video_id)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    written = draw_maps(out, timeline, frames, names_for(dataset, ckpt), convention.visual_weights,
+    written = draw_maps(out, timeline, second_frames(work, video_id, args.max_pixels), names_for(dataset, ckpt),
+                        convention.visual_weights,
                         f"{video_id}: {timeline.spatial_kind} ({registry.model_name(model.config)})")
-    print(f"wrote {len(written)} figures ({len(frames)} seconds of {video_id}) to {args.out}")
+    print(f"wrote {len(written)} figures ({len(timeline.spatial)} seconds of {video_id}) to {args.out}")
     return 0
 
 
