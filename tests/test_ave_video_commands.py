@@ -144,6 +144,14 @@ def test_empty_splits_are_refused_only_where_rows_are_needed(capsys, tmp_path, f
                               "this folder's rows are in test" in err, err
     code, _, err = run(capsys, "train", "--data", one, "--out", tmp_path / "run")
     assert code == 2 and "the train and val splits hold no rows" in err
+    code, _, err = run(capsys, "train", "--data", one, "--setting", "weak", "--out", tmp_path / "run")
+    assert code == 2 and "an extract folder holds no weak-setting files" in err
+
+
+def test_a_weak_model_predicts_on_an_extract_folder(capsys, tmp_path, folder):
+    weak = checkpoint(tmp_path, "cmran", setting="weak")
+    code, text, err = run(capsys, "predict", "--checkpoint", weak, "--data", folder, "--out", tmp_path / "e.jsonl")
+    assert code == 0 and "in 2 test videos" in text, err
 
 
 @pytest.fixture(scope="module")
