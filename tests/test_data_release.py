@@ -233,9 +233,15 @@ def test_reopens_in_a_new_process(release):
 
 
 @pytest.mark.parametrize("split", ["train", "val", "test"])
-def test_an_empty_split_is_refused(copy, split):
+def test_an_empty_split_is_valid_and_refused_where_rows_are_needed(copy, split):
+    from examples.ave.data.extracted import require_rows
+
     _rewrite(copy / f"{split}_order.h5", "order", np.zeros(0, dtype=np.int64))
-    _raises(copy, f"{split}_order.h5", "holds no index", f"the {split} split is empty")
+    datasets = build_datasets(copy)
+    assert len(datasets[split]) == 0 and all(len(d) for s, d in datasets.items() if s != split)
+    with pytest.raises(AVEDataError, match=f"the {split} split holds no rows \\({split}_order.h5 is empty\\): "
+                                           "evaluate needs at least one; this folder's rows are in "):
+        require_rows(datasets[split], split, "evaluate")
 
 
 ONE_HOT_ROWS = [

@@ -1,6 +1,7 @@
 """The release folder the extractor writes: 10-second windows (no silent truncation), the index file, labels
-cut to the windows, splits, what today's loader accepts (and what it must learn to accept), resuming, and the
-work folder's settings check. Plumbing tests: a stand-in visual network (test_extract_support)."""
+cut to the windows, splits, what the loader makes of it (labelled, unlabelled: UNKNOWN labels and never the
+shipped annotations, empty splits), resuming, and the work folder's settings check. Plumbing tests: a stand-in
+visual network (test_extract_support)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from test_extract_support import stand_in_networks
 
 from examples.ave.data import AVEDataError, build_datasets, validate_release
+from examples.ave.data.extracted import UNKNOWN, require_rows, row_ids
 from examples.ave.data.meta import META_DIR
 from examples.ave.extract import run as run_module
 from examples.ave.extract.convention import Convention
@@ -148,23 +150,43 @@ def test_a_window_without_event_is_all_background_under_the_videos_category(tmp_
     assert (h5(out / "labels.h5").argmax(-1)[1:] == 28).all()
 
 
-@pytest.mark.xfail(strict=True, raises=AVEDataError,
-                   reason="loader change for the integrator: accept an unlabelled extract folder (videos.json, no "
-                          "labels.h5/Annotations.txt) for predict/visualize; see docs/own_videos.md")
-def test_loader_accepts_an_unlabelled_folder(tmp_path, videos):
+def test_loader_accepts_an_unlabelled_folder_with_unknown_labels(tmp_path, videos):
+    out = tmp_path / "feats"
+    assert extract(out, [videos / "short.mp4", videos / "long.mkv"]) == 0
+    info = validate_release(out)  # N = 4 rows: the shipped Annotations.txt (N = 4143) is never looked at
+    assert info.label_source == "none" and info.num_samples == 4
+    assert (info.segment_labels == UNKNOWN).all() and (info.video_labels == UNKNOWN).all()
+    test = build_datasets(out, splits=("test",))["test"]
+    v, a, seg, vid = test[3]
+    assert seg.tolist() == [UNKNOWN] * 10 and int(vid) == UNKNOWN and v.shape == (10, 7, 7, 512)
+    assert row_ids(test) == ["long@0", "long@10", "long@13", "short@0"]
+    with pytest.raises(AVEDataError, match="this folder has no labels"):
+        validate_release(out, labels="file")
+
+
+def test_an_unlabelled_folder_of_4143_rows_never_gets_aves_labels(tmp_path, videos):
     out = tmp_path / "feats"
     assert extract(out, [videos / "short.mp4"]) == 0
-    validate_release(out)
+    for name in ("visual_feature.h5", "audio_feature.h5"):  # as many rows as the release: the old trap
+        shape = h5(out / name).shape[1:]
+        with h5py.File(out / name, "w") as f:  # chunks never written take no space
+            f.create_dataset("avadataset", (4143, *shape), dtype="float32", chunks=(1, *shape))
+    with h5py.File(out / "test_order.h5", "w") as f:
+        f.create_dataset("order", data=np.arange(4143))
+    with pytest.raises(AVEDataError, match="videos.json: holds 1 rows, expected 4143"):
+        validate_release(out)
 
 
-@pytest.mark.xfail(strict=True, raises=AVEDataError,
-                   reason="loader change for the integrator: accept empty train/val order files (every row in test); "
-                          "see docs/own_videos.md")
 def test_loader_accepts_a_labelled_folder_with_one_split(tmp_path, videos):
     labels = write_labels(tmp_path / "labels.txt", ["Bus&short&good&0&3"])
     out = tmp_path / "feats"
     assert extract(out, [videos / "short.mp4"], labels=labels) == 0
-    build_datasets(out, splits=("test",))
+    datasets = build_datasets(out)
+    assert (len(datasets["train"]), len(datasets["val"]), len(datasets["test"])) == (0, 0, 1)
+    with pytest.raises(AVEDataError, match=r"the val split holds no rows \(val_order.h5 is empty\): predict needs "
+                                           "at least one; this folder's rows are in test"):
+        require_rows(datasets["val"], "val", "predict")
+    require_rows(datasets["test"], "test", "predict")
 
 
 def test_split_ratio_is_stable_and_gives_every_split_a_video():

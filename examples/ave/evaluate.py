@@ -166,6 +166,10 @@ def main(args: argparse.Namespace) -> int:
     if args.data is not None:
         check_data(args.data)  # before the checkpoint is loaded
     device, model, ckpt, amp, dataset = load_for_inference(args, note_file=sys.stderr if args.json else sys.stdout)
+    from .data.extracted import require_labels, require_rows
+
+    require_labels(dataset, "evaluate")  # an unlabelled extract folder has no labels to score against
+    require_rows(dataset, args.split, "evaluate")  # an empty split (extracted.py)
     acc, n = evaluate_accuracy(model, dataset, device=device, amp=amp, batch_size=args.batch_size,
                                num_workers=args.num_workers)
     result = {"checkpoint": args.checkpoint, "split": args.split, "accuracy": acc, "segments": n,

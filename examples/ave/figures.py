@@ -54,9 +54,10 @@ def plot_spatial(path: Path, spatial: torch.Tensor, truth, pred, names, title: s
     vmin, vmax = float(spatial.min()), float(spatial.max())
     for t, ax in enumerate(axes):
         im = ax.imshow(spatial[t].numpy(), cmap="jet", vmin=vmin, vmax=vmax, interpolation="nearest")
-        ok = int(truth[t]) == int(pred[t])
-        ax.set_title(f"t={t + 1}\nGT {_short(names[int(truth[t])])}\npred {_short(names[int(pred[t])])}",
-                     fontsize=7, color="black" if ok else "red")
+        ok = int(truth[t]) == int(pred[t]) or int(truth[t]) < 0  # < 0: unknown (an unlabelled extract folder)
+        gt = _short(names[int(truth[t])]) if int(truth[t]) >= 0 else "?"
+        ax.set_title(f"t={t + 1}\nGT {gt}\npred {_short(names[int(pred[t])])}", fontsize=7,
+                     color="black" if ok else "red")
         ax.set_xticks([])
         ax.set_yticks([])
     fig.colorbar(im, ax=axes, shrink=0.8, label="M_s (uniform = 1/49 = 0.020)")
@@ -81,8 +82,8 @@ def plot_relations(path: Path, panels: list[tuple[str, torch.Tensor, list[str]]]
         ax.set_xticks(range(k_len))
         ax.set_xticklabels(mem_labels, rotation=90, fontsize=6)
         ax.set_yticks(range(t_len))
-        ax.set_yticklabels([f"{name[0]}{q + 1}{'*' if int(truth[q]) != BACKGROUND else ''}" for q in range(t_len)],
-                           fontsize=7)
+        ax.set_yticklabels([f"{name[0]}{q + 1}{'*' if 0 <= int(truth[q]) != BACKGROUND else ''}"  # -1: unknown
+                            for q in range(t_len)], fontsize=7)
         if k_len == 2 * t_len:
             ax.axvline(t_len - 0.5, color="white", linewidth=1.5)
         ax.set_title(f"{name}: query segment -> memory (top-{k} circled)", fontsize=8)

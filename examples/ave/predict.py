@@ -16,6 +16,11 @@ probability of the segment's predicted class for AVEL and PSP); background is le
 ``.jsonl``: one line per video, ``{"video_id", "split", "index", "events": [...]}`` (events may be
 empty). ``.csv``: one row per event, ``video_id,split,index,category,start,end,relevance``.
 Either is written atomically.
+
+An extract folder (``--data FEATS`` written by ``extract``) is predicted per video: its 10-second rows joined on
+the video's own seconds, one record per video with its ``file``, ``seconds`` and ``rows``
+(``examples/ave/extract/video_events.py``). ``--video FILE`` extracts one video file first and also draws a
+timeline of per-second class probabilities (``examples/ave/extract/video_commands.py``; docs/own_videos.md).
 """
 
 from __future__ import annotations
@@ -33,7 +38,9 @@ from .checkpoint import atomic_write
 from .checks import ConfigError, check_data, check_out_dir
 from .config import AMP_MODES
 from .constants import BACKGROUND, SPLITS
+from .data.extracted import require_rows, row_ids, split_rows
 from .evaluate import NonFiniteOutputError, add_model_argument, load_for_inference, non_finite_videos
+from .extract.video_options import add_video_arguments
 from .runtime import autocast, to_device
 
 FORMATS = (".jsonl", ".csv")
@@ -56,12 +63,16 @@ def merge_events(labels: list[int], relevance: list[float], names: list[str]) ->
 
 def dataset_video_ids(dataset) -> list[str]:
     """The AVE video id of each item of a split (``background_J`` for the weak setting's background videos,
-    ``sample_I`` where a release directory's labels did not come from its annotations)."""
+    ``sample_I`` where a release directory's labels did not come from its annotations, the row id
+    ``<video id>@<start second>`` in an extract folder)."""
     from .data.meta import META_DIR, read_annotations, read_categories
 
     if isinstance(dataset, Subset):  # a run trained with --subset: the first videos of the split
         ids = dataset_video_ids(dataset.dataset)
         return [ids[i] for i in dataset.indices]
+    extracted_ids = row_ids(dataset)  # an extract folder names its rows <video id>@<start second>
+    if extracted_ids is not None:
+        return extracted_ids
     meta = getattr(getattr(dataset, "generator", None), "meta", None)
     if meta is not None:
         annotations = meta.annotations
@@ -140,17 +151,26 @@ def write_events(path: Path, records: list[dict]) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="a best.pt / last.pt written by train or import-reference")
     add_model_argument(p)
-    p.add_argument("--out", required=True, help="FILE.jsonl (one line per video) or FILE.csv (one row per event)")
+    p.add_argument("--out", default=None, help="FILE.jsonl (one line per video) or FILE.csv (one row per event); "
+                                               "required, except with --video (VIDEO_ID.events.jsonl)")
     p.add_argument("--split", default="test", choices=SPLITS, help="the split whose videos are predicted")
-    p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all)")
+    p.add_argument("--videos", default=None, help="comma-separated AVE video ids of the split (default: all; in an "
+                                                  "extract folder: video ids or row ids)")
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument("--amp", default=None, choices=AMP_MODES,
                    help="autocast mode (default: the training run's; a run trained with auto chooses again here)")
     p.add_argument("--batch-size", type=int, default=64, help="videos per forward pass")
+    add_video_arguments(p, "predict")  # --video FILE: extract it, then its events and a timeline
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.video is not None:  # one video file in, its events and a timeline out (extract/video_commands.py)
+        from .extract.video_commands import predict_video
+
+        return predict_video(args)
+    if args.out is None:
+        raise ConfigError("--out is required (FILE.jsonl or FILE.csv), except with --video")
     out = Path(args.out)
     if out.suffix not in FORMATS:
         raise ConfigError(f"--out must end in .jsonl or .csv, got {args.out!r}")
@@ -166,7 +186,12 @@ def main(args: argparse.Namespace) -> int:
             raise ConfigError(f"--videos must list video ids, got {args.videos!r}")
     if args.data is not None:
         check_data(args.data)
-    device, model, _, amp, dataset = load_for_inference(args)
+    device, model, ckpt, amp, dataset = load_for_inference(args)
+    require_rows(dataset, args.split, "predict")  # an empty split (extracted.py)
+    if split_rows(dataset) is not None:  # an extract folder: events per video, on its own seconds
+        from .extract.video_events import predict_folder
+
+        return predict_folder(args, model, ckpt, dataset, device, amp, out, wanted)
     ids = dataset_video_ids(dataset)
     if wanted is None:
         positions = list(range(len(dataset)))

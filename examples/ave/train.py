@@ -176,7 +176,10 @@ def configs_from_args(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
+    from .data.extracted import check_trainable
+
     model_cfg, cfg = configs_from_args(args)
+    check_trainable(cfg.data, model_cfg.setting, cfg.select_on)  # labels and rows in every split (extracted.py)
     resume = None if args.resume is None else (str(Path(cfg.out) / "last.pt") if args.resume == "auto" else args.resume)
     return train(model_cfg, cfg, resume=resume, overwrite=args.overwrite, allow_new_data=args.allow_new_data,
                  debug_nan_at_step=args.debug_nan_at_step,

@@ -12,6 +12,8 @@ For each video it writes
       segments to its memory ``[ITR(other modality) ; own segments]``, with each query's top-k
       memory steps circled (Figure 6), plus the AV-interaction attention.
 
+``--video FILE`` draws a video file's maps over its own frames instead (``examples/ave/extract/video_commands.py``).
+
 AVEL (``--model avel``/``avel-dmrn``) draws its AGVA maps (``NN_agva.png``; none for the variants without
 AGVA); PSP draws its AGVA maps and its pruned propagation weights (``NN_psp.png``: each visual segment's
 weights over the audio segments and vice versa).
@@ -30,6 +32,7 @@ from .checks import ConfigError, check_out_dir
 from .constants import BACKGROUND, SPLITS
 from .datasets import build_splits, label_note, with_data
 from .evaluate import add_model_argument, load_trained_model
+from .extract.video_options import add_video_arguments
 from .figures import RelationMaps, SpatialMaps, plot_relations, plot_spatial
 from .predict import category_names
 from .runtime import resolve_device
@@ -56,9 +59,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--top-k", type=int, default=3, help="memory steps circled per query segment")
     p.add_argument("--data", default=None, help="override the checkpoint's data ('synthetic' or the AVE directory)")
     p.add_argument("--device", default="cpu", help="auto, cpu, cuda, cuda:N, mps")
+    add_video_arguments(p, "visualize")  # --video FILE: extract it, then its maps over its frames
 
 
 def main(args: argparse.Namespace) -> int:
+    from .data.extracted import require_rows
+
+    if args.video is not None:  # one video file: the maps over its own frames (extract/video_commands.py)
+        from .extract.video_commands import visualize_video
+
+        return visualize_video(args)
     if args.num_videos < 1:
         raise ConfigError(f"--num-videos must be >= 1, got {args.num_videos}")
     if args.top_k < 1:
@@ -75,6 +85,7 @@ def main(args: argparse.Namespace) -> int:
         print(label_note(splits), file=sys.stderr)
     dataset = splits[args.split]
     idx = pick_videos(dataset, args.num_videos)
+    require_rows(dataset, args.split, "visualize")  # an empty split (extracted.py)
     items = [dataset[i] for i in idx]
     visual, audio = (torch.stack([it[k] for it in items]).to(device) for k in (0, 1))
     truth = torch.stack([it[2] for it in items])
@@ -98,6 +109,8 @@ def draw_videos(out: Path, cfg, weights, items, idx, truth, pred, names, args) -
     for j, i in enumerate(idx):
         acc = float((pred[j] == truth[j]).float().mean())
         title = f"{args.split} video #{i}: {names[int(items[j][3])]} (segment accuracy {100 * acc:.0f}%)"
+        if int(items[j][3]) < 0:  # UNKNOWN: an unlabelled extract folder, predictions only (extracted.py)
+            title = f"{args.split} video #{i}: unlabelled"
         for fig in figures(cfg, weights, j, truth.shape[1]) if figures is not None else []:
             path = out / f"{j:02d}_{fig.name}.png"
             if isinstance(fig, SpatialMaps):

@@ -7,6 +7,7 @@ Axis legend: T=10 segments, 7x7 visual grid, C visual channels (VISUAL_DIMS), 12
                             features="vgg19" | "resnet151", seed=0, difficulty=None)
     visual, audio, segment_labels, video_label = splits["train"][i]
     # (10, 7, 7, C) float32, (10, 128) float32, (10,) int64 in 0..28, () int64 in 0..28
+    # (labels UNKNOWN = -1 in an unlabelled extract folder: predict and visualize only; see extracted.py)
 
 See docs/data.md for the generative model, the release layout and the export.
 """
@@ -18,6 +19,7 @@ import os
 from torch.utils.data import Dataset
 
 from ..constants import AUDIO_DIM, BACKGROUND, NUM_CLASSES, NUM_EVENT_CLASSES, NUM_SEGMENTS, SPLITS, VISUAL_DIMS
+from .extracted import UNKNOWN, is_extract_folder, release_setting
 from .meta import AVEDataError, load_meta
 from .release import ReleaseAVE, ReleaseInfo, validate_release
 from .synthetic import SyntheticAVE, SyntheticAVEGenerator, SyntheticConfig
@@ -31,12 +33,14 @@ __all__ = [
     "NUM_SEGMENTS",
     "SPLITS",
     "AVEDataError",
+    "UNKNOWN",
     "ReleaseAVE",
     "ReleaseInfo",
     "SyntheticAVE",
     "SyntheticAVEGenerator",
     "SyntheticConfig",
     "build_datasets",
+    "is_extract_folder",
     "load_meta",
     "validate_release",
 ]
@@ -75,5 +79,6 @@ def build_datasets(
         return {split: SyntheticAVE(gen, split, setting) for split in splits}
     if not isinstance(data, (str, os.PathLike)):
         raise TypeError(f"data must be 'synthetic' or a directory path, got {type(data).__name__}")
+    setting = release_setting(data, setting, splits)  # an extract folder: no weak-setting files (extracted.py)
     info = validate_release(data, features=features, setting=setting, labels=labels)
     return {split: ReleaseAVE(info, split) for split in splits}

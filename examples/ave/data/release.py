@@ -9,7 +9,8 @@ Layout (every feature/label file holds one dataset ``avadataset``; order files h
     audio_feature.h5          (N, T, 128)      float32 or float64
     labels.h5                 (N, T, 29)       one-hot, optional (see ``labels=``)
     {train,val,test}_order.h5 (n_split,)       int sample indices
-    Annotations.txt           optional: the shipped copy is used when absent (needs N == 4143)
+    Annotations.txt           optional: the shipped copy is used when absent (needs N == 4143), except in
+                              an unlabelled extract folder (videos.json): labels UNKNOWN, see extracted.py
     weak setting also: mil_labels.h5 (N, 29), labels_noisy.h5 (M, 29),
                        visual_feature_noisy.h5 (M, T, 7, 7, C), audio_feature_noisy.h5 (M, T, 128)
 
@@ -234,6 +235,10 @@ def _segment_labels(root: Path, n: int, labels: str) -> tuple[np.ndarray, np.nda
     """(segment labels (N, T), video labels (N,), where they came from and where labels.h5 disagrees)."""
     categories_path = root / "categories.txt" if (root / "categories.txt").is_file() else META_DIR / "categories.txt"
     categories = read_categories(categories_path)
+    from .extracted import is_unlabelled, unknown_labels
+
+    if is_unlabelled(root):  # an extract folder without labels: never the shipped annotations (extracted.py)
+        return unknown_labels(root, n, labels)
     ann_path = root / "Annotations.txt" if (root / "Annotations.txt").is_file() else META_DIR / "Annotations.txt"
     annotations = read_annotations(ann_path, categories)
     ann_ok = len(annotations) == n
@@ -261,16 +266,11 @@ def _segment_labels(root: Path, n: int, labels: str) -> tuple[np.ndarray, np.nda
 
 
 def _read_orders(root: Path, n: int) -> dict[str, np.ndarray]:
-    """Each split's sample indices: non-empty, in range, distinct, the splits disjoint."""
+    """Each split's sample indices: in range, distinct, the splits disjoint (a split may be empty)."""
     orders = {}
     for split, name in ORDER_FILES.items():
         _check_array(root / name, ORDER_KEY, f"the {split} split's sample indices", (None,), False)
-        order = _read(root / name, ORDER_KEY).astype(np.int64)
-        if order.size == 0:
-            raise AVEDataError(
-                f"{root / name}: dataset '{ORDER_KEY}' holds no index: the {split} split is empty, expected at "
-                "least one sample index"
-            )
+        order = _read(root / name, ORDER_KEY).astype(np.int64)  # may be empty: a split without rows
         bad = np.flatnonzero((order < 0) | (order >= n))
         if bad.size:
             raise AVEDataError(

@@ -32,12 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--videos", required=True, nargs="+", metavar="PATH",
                    help="folders (their .mp4/.mkv/.webm/.avi), video files, or lists of paths (.txt, one a line)")
     p.add_argument("--out", required=True, help="the release folder to write (its .extract/ keeps finished videos)")
-    p.add_argument("--vgg19-weights", required=True, metavar="FILE",
-                   help="vgg19_weights_tf_dim_ordering_tf_kernels[_notop].h5 (Keras: the release's network) or "
-                        "vgg19-dcbb9e9d.pth (torchvision: not the release's numbers)")
-    p.add_argument("--vggish-weights", required=True, metavar="FILE", help="torchvggish's vggish-10086976.pth")
-    p.add_argument("--vggish-pca", default=None, metavar="FILE",
-                   help="vggish_pca_params-970ea276.pth, only with --vggish-postprocess audioset")
+    add_weight_arguments(p, required=True)
     p.add_argument("--labels", default=None, metavar="FILE",
                    help="Category&VideoID&Quality&StartTime&EndTime lines (seconds of each video): writes labels.h5")
     p.add_argument("--categories", default=None, metavar="FILE", help="28 category names, one a line (default: AVE's)")
@@ -49,7 +44,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="float32", choices=DTYPES,
                    help="stored dtype (the release is float64; the loader reads float32 either way)")
     p.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=f"largest frame accepted (default {MAX_PIXELS})")
-    g = p.add_argument_group("the convention (defaults: the AVE release's)")
+    add_convention_arguments(p.add_argument_group("the convention (defaults: the AVE release's)"))
+
+
+def add_weight_arguments(p, *, required: bool) -> None:
+    """--vgg19-weights, --vggish-weights, --vggish-pca (also predict/visualize --video's)."""
+    p.add_argument("--vgg19-weights", required=required, default=None, metavar="FILE",
+                   help="vgg19_weights_tf_dim_ordering_tf_kernels[_notop].h5 (Keras: the release's network) or "
+                        "vgg19-dcbb9e9d.pth (torchvision: not the release's numbers)")
+    p.add_argument("--vggish-weights", required=required, default=None, metavar="FILE",
+                   help="torchvggish's vggish-10086976.pth")
+    p.add_argument("--vggish-pca", default=None, metavar="FILE",
+                   help="vggish_pca_params-970ea276.pth, only with --vggish-postprocess audioset")
+
+
+def add_convention_arguments(g) -> None:
+    """The convention's flags, defaults the AVE release's (also predict/visualize --video's)."""
     g.add_argument("--frames-per-second", type=int, default=16, help="frames averaged per second (AVE: 16)")
     g.add_argument("--frame-rule", default="index", choices=FRAME_RULES,
                    help="index: AVE's F = int(N/10) by frame index; time: by timestamp (variable frame rates)")
@@ -81,18 +91,29 @@ def parse_ratio(text: str | None) -> tuple[float, float, float] | None:
 def check_options(args: argparse.Namespace) -> None:
     if args.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.max_pixels < 1:
-        raise ConfigError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     if args.split_ratio is not None and args.labels is None:
         raise ConfigError("--split-ratio needs --labels: rows without labels serve predict only (use --split)")
     if args.categories is not None and args.labels is None:
         raise ConfigError("--categories has no effect without --labels")
-    if (args.vggish_pca is None) != (args.vggish_postprocess != "audioset"):
-        raise ConfigError("--vggish-pca and --vggish-postprocess audioset go together, got "
-                          f"--vggish-pca {args.vggish_pca!r} with --vggish-postprocess {args.vggish_postprocess!r}")
+    check_network_options(args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {args.out!r} is a file, expected a folder")
+
+
+def check_network_options(args: argparse.Namespace) -> None:
+    """--max-pixels and the PCA flags (extract's and predict/visualize --video's)."""
+    if args.max_pixels < 1:
+        raise ConfigError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    if (args.vggish_pca is None) != (args.vggish_postprocess != "audioset"):
+        raise ConfigError("--vggish-pca and --vggish-postprocess audioset go together, got "
+                          f"--vggish-pca {args.vggish_pca!r} with --vggish-postprocess {args.vggish_postprocess!r}")
+
+
+def convention_of(args: argparse.Namespace, visual_kind: str = "keras") -> Convention:
+    """The convention the flags ask for (``visual_kind``: the VGG-19 weight file's format)."""
+    return Convention(args.frames_per_second, args.frame_rule, args.frame_count, visual_kind, args.wav_rate,
+                      args.audio_chunking, args.vggish_output, args.vggish_postprocess)
 
 
 def load_networks(args: argparse.Namespace, device: torch.device) -> tuple[Networks, str]:
@@ -120,8 +141,7 @@ def main(args: argparse.Namespace) -> int:
     categories = read_categories(args.categories) if args.labels is not None else None
     labels = read_labels(args.labels, categories) if args.labels is not None else None
     device = device_for(args.device)
-    convention = Convention(args.frames_per_second, args.frame_rule, args.frame_count, "keras", args.wav_rate,
-                            args.audio_chunking, args.vggish_output, args.vggish_postprocess)
+    convention = convention_of(args)  # checked before the weight files are read
     networks, visual_kind = load_networks(args, device)
     convention = dataclasses.replace(convention, visual_weights=visual_kind)
     if convention.differences() and int(os.environ.get("RANK", "0")) == 0:

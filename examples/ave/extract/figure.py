@@ -1,9 +1,11 @@
-"""The figure of docs/own_videos.md, made from a synthetic video (``synthetic.py``): which frames stand for
-each second, the per-second VGGish examples of its audio, and how whole seconds become 10-second rows.
+"""The figures of docs/own_videos.md, made from a synthetic video (``synthetic.py``): which frames stand for
+each second, the per-second VGGish examples of its audio, and how whole seconds become 10-second rows; and what
+``visualize --video`` draws.
 
 Axis legend: D whole seconds, k = 16 samples per second, t 96 log-mel frames, m 64 mel bands.
 
     python -m examples.ave.extract.figure --out docs/own_videos_synthetic.png
+    python -m examples.ave.extract.figure --which visualize --out docs/own_videos_visualize.png
 """
 
 from __future__ import annotations
@@ -93,10 +95,58 @@ def draw(out: Path) -> None:
     fig.savefig(out, dpi=80)
 
 
+def random_networks(seed: int = 0):
+    """The real VGG-19 and VGGish architectures with seeded He-normal weights (no weight file: nothing learned)."""
+    from .pipeline import Networks
+    from .vgg19 import VGG19Pool5
+    from .vggish import VGGish
+
+    torch.manual_seed(seed)
+    visual, audio = VGG19Pool5(), VGGish()
+    for m in (*visual.modules(), *audio.modules()):
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            torch.nn.init.zeros_(m.bias)
+    return Networks(visual.eval(), audio.eval(), torch.device("cpu"), {"random": {"seed": seed}})
+
+
+def draw_video_maps(out: Path) -> None:
+    """``visualize --video``'s figure on a 10-second synthetic video, by the command's own functions: the features
+    of random networks (one frame per second), an untrained CMRAN (seeded), its AGSCA maps over the frames."""
+    from examples.ave import registry
+    from examples.ave.data import ReleaseAVE, validate_release
+    from examples.ave.data.meta import META_DIR, read_categories
+
+    from .convention import Convention
+    from .overlay import draw_maps, second_frames
+    from .pipeline import settings_of
+    from .run import Options, run, video_ids
+    from .video_events import predict_timelines, video_groups
+
+    with tempfile.TemporaryDirectory() as tmp:
+        video = write_video(Path(tmp) / "synthetic.mp4", 10.0, fps=FPS, size=(160, 112), tone_seconds=TONES)
+        networks, convention, feats = random_networks(), Convention(frames_per_second=1), Path(tmp) / "feats"
+        feats.mkdir()
+        run(video_ids([video]), networks, Options(feats, convention, settings_of(convention, networks, "float32")),
+            log=lambda *a, **k: None)
+        torch.manual_seed(0)
+        model = registry.build_model(registry.family("cmran").config_class(backend="reference")).eval()
+        dataset = ReleaseAVE(validate_release(feats), "test")
+        (timeline,) = predict_timelines(model, dataset, video_groups(dataset), split="test", device=torch.device("cpu"),
+                                        amp="none", batch_size=4, spatial=True)
+        names = read_categories(META_DIR / "categories.txt") + ["background"]
+        (drawn,) = draw_maps(Path(tmp), timeline, second_frames(feats, "synthetic", 10**8), names,
+                             "keras", "synthetic video, random VGG-19/VGGish and untrained CMRAN: AGSCA M_s")
+        out.write_bytes(drawn.read_bytes())
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="Draw the docs' figure from a synthetic video.")
+    p = argparse.ArgumentParser(description="Draw the docs' figures from a synthetic video.")
     p.add_argument("--out", default="docs/own_videos_synthetic.png")
-    draw(Path(p.parse_args(argv).out))
+    p.add_argument("--which", default="extract", choices=("extract", "visualize"),
+                   help="extract: sampling, audio examples and rows; visualize: visualize --video's maps")
+    args = p.parse_args(argv)
+    (draw if args.which == "extract" else draw_video_maps)(Path(args.out))
     return 0
 
 
