@@ -4,7 +4,9 @@ Axis legend: b batch, q query steps, k_i steps of memory source i, h heads, d he
 
 Public interface (used by ``avattn.functional.backends``):
     ``why_not(query, keys, values, key_padding_masks) -> str | None``
-    ``cmra_attention_triton(query, keys, values, key_padding_masks, scale) -> Tensor``
+    ``cmra_attention_triton(query, keys, values, key_padding_masks, scale) -> Tensor`` (checks its
+    inputs and raises ``why_not``'s reason); ``cmra_attention_triton_checked``, the same without
+    the checks, for ``avattn.functional``, which has run them
 
 Ops (``torch.library.custom_op``; one opaque node each under ``torch.compile``):
     ``avattn::cmra_fwd(Tensor q, Tensor[] keys, Tensor[] values, Tensor?[] masks, float scale)
@@ -34,6 +36,7 @@ import torch
 import triton
 from torch import Tensor
 
+from ..functional._validate import validate_attention_inputs, validate_options
 from .cmra_bwd import cmra_bwd_dkdv_kernel, cmra_bwd_dq_kernel, cmra_bwd_packed_kernel, cmra_delta_kernel
 from .cmra_fwd import INTERPRETED, MAX_SOURCES, cmra_fwd_kernel
 
@@ -392,16 +395,27 @@ cmra_fwd.register_autograd(_backward, setup_context=_setup_context)
 def why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
             key_padding_masks: Sequence[Tensor | None] | None) -> str | None:
     """None if the fused kernels can serve this call, else a sentence saying why not."""
+    return _device_why_not(query) or _shape_why_not(query, keys, values, key_padding_masks)
+
+
+def _device_why_not(query: Tensor) -> str | None:
+    """Why the kernels cannot run on this tensor's device (or, under the interpreter, in its dtype)."""
     dev = query.device.type
     if dev == "cpu" and not INTERPRETED:
         return ("the Triton kernels were compiled for the GPU (TRITON_INTERPRET=1 was not set when "
                 "avattn.kernels was first imported), so they cannot run on CPU tensors")
     if dev not in ("cpu", "cuda"):
         return f"the Triton kernels run on CUDA tensors, got device {query.device}"
-    if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        return f"the Triton kernels take float16/bfloat16/float32, got {query.dtype}"
     if INTERPRETED and query.dtype == torch.bfloat16:
         return "the Triton interpreter (TRITON_INTERPRET=1) has no bfloat16 dot; use float16 or float32 there"
+    return None
+
+
+def _shape_why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
+                   key_padding_masks: Sequence[Tensor | None] | None) -> str | None:
+    """Why the kernels cannot serve these dtypes, head dim, strides, lengths or masks (any device)."""
+    if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"the Triton kernels take float16/bfloat16/float32, got {query.dtype}"
     d = query.shape[-1]
     if not 16 <= d <= 128:
         return f"the Triton kernels support head dims 16..128, got {d}"
@@ -452,7 +466,27 @@ def cmra_attention_triton(
     query (B, Tq, H, Dh); keys[i], values[i] (B, Tk_i, H, Dh); key_padding_masks None or one
     None / bool (B, Tk_i) per source (True = padded). Returns (B, Tq, H, Dh), contiguous.
     Differentiable in query, keys and values; rows with every key padded give zeros and zero grads.
+
+    Checks its inputs first: shapes, dtypes and ``scale`` as ``cmra_attention`` does (ValueError /
+    TypeError naming the argument), then ``why_not``, whose reason it raises as a RuntimeError,
+    the error ``cmra_attention(..., backend="triton")`` raises for the same call.
     """
+    validate_attention_inputs(query, keys, values, key_padding_masks)
+    scale, _ = validate_options(scale, 0.0)
+    reason = why_not(query, keys, values, key_padding_masks)
+    if reason is not None:
+        raise RuntimeError(reason)
+    return cmra_attention_triton_checked(query, keys, values, key_padding_masks, scale)
+
+
+def cmra_attention_triton_checked(
+    query: Tensor,
+    keys: Sequence[Tensor],
+    values: Sequence[Tensor],
+    key_padding_masks: Sequence[Tensor | None] | None,
+    scale: float | None,
+) -> Tensor:
+    """``cmra_attention_triton`` without its checks, for a caller that ran them (``avattn.functional``)."""
     scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
     masks = [None] * len(keys) if key_padding_masks is None else list(key_padding_masks)
     out, _ = cmra_fwd(query, list(keys), list(values), masks, scale)
