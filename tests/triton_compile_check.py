@@ -2,9 +2,9 @@
 
 The Triton interpreter (``TRITON_INTERPRET=1``) checks the kernels' arithmetic but not that
 they compile: it accepts dot shapes, layouts, bfloat16 and shared-memory budgets that the
-real compiler may refuse. This tool runs the launchers of ``avattn.kernels.cmra_op`` on CPU
-tensors with every kernel replaced by a recorder, then compiles each distinct recorded launch
-(its dtypes, constexprs, warps and stages, exactly as the launcher chose them) with
+real compiler may refuse. This tool runs *drivers* (code that calls the fused attention) on CPU
+tensors with every kernel of ``avattn.kernels.cmra_op`` replaced by a recorder, then compiles each
+distinct launch (its dtypes, constexprs, warps and stages, exactly as the launcher chose them) with
 ``triton.compile`` for ``GPUTarget("cuda", ARCH, 32)``, down to a cubin with Triton's bundled
 ``ptxas``, and checks the shared memory each kernel needs against the architecture's limit
 and that no kernel spills registers (stack bytes per thread, read from the cubin with the
@@ -12,11 +12,20 @@ bundled ``cuobjdump``, must be 0). Arguments are specialized as the JIT does on 
 equal to 1 become constants; ints and 16-byte-aligned pointers get ``tt.divisibility=16``;
 ``do_not_specialize`` arguments are left alone), so the code is what a GPU would run.
 
-    python tests/triton_compile_check.py [--arch 90] [--scenario ave-bf16 ...]
-    python tests/triton_compile_check.py --keys --batch 7 [--scenario ...]   # specialization keys only, no compile
+The drivers (``--source``, default all) are every launched variant: ``scenarios`` (the shapes
+below), ``gpu-tests`` (every test of tests/test_triton_attention_gpu.py, from its own tables) and
+the GPU benchmarks and the CMRAN step (``benchmarks/kernel_launches.py``: bench-attention,
+bench-sublayer, paper, cmran-fp32, cmran-bf16), run small (``--size small``; ``--compare-sizes``
+checks that small and real sizes launch the same variants).
+
+    python tests/triton_compile_check.py [--arch 90|80] [--source ...] [--only LABEL ...] [--scenario ...]
+    python tests/triton_compile_check.py --keys [--batch 7 --scenario ...]   # specialization keys only, no compile
+    python tests/triton_compile_check.py --compare-sizes [--source paper ...] # small vs real sizes, no compile
 
 Must run in a process where Triton was imported without ``TRITON_INTERPRET=1``
-(``tests/test_triton_compile.py`` starts one). Prints one line per compiled kernel.
+(``tests/test_triton_compile.py`` starts one). Prints which Triton and ptxas it compiles with,
+one line per kernel variant (tiles, registers, stack bytes, shared memory, the drivers that launch
+it), and a summary; exits 1 if any variant fails.
 """
 
 from __future__ import annotations
@@ -99,7 +108,7 @@ def _scenario_driver(s: Scenario, batch: int | None = None):
     return run
 
 
-def drivers(sources, scenarios=None, size: str = "real", batch: int | None = None) -> dict:
+def drivers(sources, scenarios=None, size: str = "small", batch: int | None = None) -> dict:
     """label -> fn(device) making the launches of the chosen sources (see SOURCES)."""
     found = {}
     if "scenarios" in sources:
@@ -317,7 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="where the launches come from (default: all)")
     p.add_argument("--scenario", nargs="*", default=None, choices=list(SCENARIOS),
                    help="only these scenarios (implies --source scenarios)")
-    p.add_argument("--size", default="real", choices=("real", "small"), help="sizes of the benchmark drivers")
+    p.add_argument("--only", nargs="*", default=None, help="only the drivers whose label contains one of these")
+    p.add_argument("--size", default="small", choices=("small", "real"),
+                   help="sizes of the benchmark drivers (small: the same variants, see --compare-sizes)")
     p.add_argument("--keys", action="store_true", help="print the JIT specialization keys instead of compiling")
     p.add_argument("--batch", type=int, default=None, help="with --keys: the scenarios' batch size (default: theirs)")
     p.add_argument("--compare-sizes", action="store_true",
@@ -329,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare_sizes:
         return 1 if compare_sizes(sources, args.arch) else 0
     found = drivers(sources, args.scenario, args.size, args.batch)
+    if args.only:
+        found = {label: fn for label, fn in found.items() if any(part in label for part in args.only)}
     if args.keys:
         for key, users in specialization_keys(found, args.arch).items():
             print("KEY", *key, "USERS", *users, sep="\t", flush=True)
