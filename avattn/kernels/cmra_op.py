@@ -118,11 +118,13 @@ def choose_config(tq: int, tks: Sequence[int], head_dim: int, dtype: torch.dtype
     """Heuristic tiles per (lengths, head dim, dtype, architecture): pack short problems into 32-row
     tiles, FA2-style blocks for long ones.
 
-    The batch size never enters, so a new batch size reuses the compiled kernels. Every choice
-    compiles for sm_90 and sm_80 without register spills (``tests/triton_compile_check.py`` fails on any):
-    float32 runs exact (FMA, not tensor-core) dots, whose operands live in registers, so it gets small
-    tiles, 8 warps and the split backward; so does head dim > 64 in the one-program backward. Below
-    sm_90 (``arch < 90``) the long-memory fp16/bf16 tiles are those of head dim > 64.
+    The batch size never enters, so a new batch size reuses the compiled kernels. Every variant that
+    the GPU tests, the GPU benchmarks and the CMRAN step launch compiles for sm_90 and sm_80 without a
+    register spill under Triton 3.6 and 3.9 (``tests/triton_compile_check.py`` fails on any; other
+    shapes follow the same rules, unchecked). float32 runs exact (FMA, not tensor-core) dots, whose
+    operands live in registers, so it gets small tiles, 8 warps and the split backward; so does head
+    dim > 64 in the one-program backward. Below sm_90 (``arch < 90``) the long-memory fp16/bf16 tiles
+    are those of head dim > 64 (dK/dV: 32 keys per program at head dim <= 64).
     """
     if _OVERRIDE is not None:
         return _OVERRIDE
