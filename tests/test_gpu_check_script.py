@@ -88,3 +88,16 @@ def test_paper_check_runs_on_cpu_under_the_interpreter():
     for name in ("out", "dq", "dk0", "dk1", "dv0", "dv1"):
         assert f"  {name} " in proc.stdout and "FAILED" not in proc.stdout
     assert proc.stdout.strip().endswith("paper check: ok")
+
+
+def test_benchmarks_package_is_not_shadowed_by_another_on_the_path(tmp_path):
+    # a regular package named `benchmarks` elsewhere on the path (as on a shared GPU image) would win
+    # over a namespace package; benchmarks/ is a regular package, first on the path the script sets
+    other = tmp_path / "benchmarks"
+    other.mkdir()
+    (other / "__init__.py").write_text("SHADOW = True\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]))
+    code = "import benchmarks, benchmarks.bench_attention_gpu as b; print(benchmarks.__file__, hasattr(b, 'gate'))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [str(ROOT / "benchmarks" / "__init__.py"), "True"]
