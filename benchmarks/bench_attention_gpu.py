@@ -43,6 +43,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -208,8 +209,10 @@ def allow_recompiles(n_cases: int) -> None:
     import torch._dynamo
 
     config = torch._dynamo.config
-    config.recompile_limit = max(config.recompile_limit, n_cases + 8)
-    config.accumulated_recompile_limit = max(config.accumulated_recompile_limit, 4 * (n_cases + 8))
+    for name, least in (("recompile_limit", n_cases + 8), ("cache_size_limit", n_cases + 8),  # older torch's name
+                        ("accumulated_recompile_limit", 4 * (n_cases + 8))):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), least))
     if hasattr(config, "fail_on_recompile_limit_hit"):
         config.fail_on_recompile_limit_hit = True
 
@@ -579,6 +582,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-smoke", action="store_true",
                     help="check the script's plumbing on CPU under TRITON_INTERPRET=1 (tiny shapes, fp32; timings meaningless)")
     args = ap.parse_args(argv)
+    # SIGINT raises KeyboardInterrupt even if this process started with it ignored (a background job of
+    # a non-interactive shell): `timeout -s INT` must stop the run with what it measured written
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     global CPU_SMOKE
     CPU_SMOKE = args.cpu_smoke

@@ -38,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -374,6 +375,9 @@ def main(argv=None) -> int:
                    help=f"comma list from {DROPOUT_IMPLS}: relation-layer dropout masks (ModelConfig.dropout_impl)")
     p.add_argument("--out", default=None, help="write results.json there (atomically)")
     args = p.parse_args(argv)
+    # SIGINT raises KeyboardInterrupt even if this process started with it ignored (a background job of
+    # a non-interactive shell): `timeout -s INT` must stop the run with what it measured written
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     modes = _list(args.modes or (",".join(QUICK_MODES) if args.quick else "eager,bf16,compile"), MODES, "modes", p)
     backends = _list(args.backends, BACKENDS, "backends", p)
     args.adam_impls = _list(args.adam_impl, ADAM_IMPLS, "adam-impl", p)

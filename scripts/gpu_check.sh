@@ -121,7 +121,7 @@ if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'
     XDIST=()
     if "$PY" -c 'import xdist' 2> /dev/null; then XDIST=(-n 8); fi
     mkdir -p "$OUT/tests"
-    run_step 1 "$PY" -m pytest tests/test_triton_attention_gpu.py -v -ra -p no:cacheprovider \
+    run_step 1 "$PY" -m pytest tests/test_triton_attention_gpu.py -v -ra -p no:cacheprovider -p benchmarks.sigint \
         --junitxml "$OUT/tests/junit.xml" ${XDIST[@]+"${XDIST[@]}"}
     # 3 paper shape check -------------------------------------------------------------------
     run_step 2 "$PY" benchmarks/gpu_paper_check.py
