@@ -43,6 +43,7 @@ import json
 import math
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -70,12 +71,17 @@ def _shape(name, b, tq, tks, heads=HEADS, masked=False) -> dict:
 
 
 def shapes(quick: bool) -> list[dict]:
-    """Cases in priority order (a budget cuts the tail)."""
+    """Shapes in priority order (a budget skips what would not fit, from the tail)."""
     ave = [_shape(f"ave-B{b}", b, AVE_T, (AVE_T, AVE_T)) for b in ((4096,) if quick else (4096, 512, 32))]
     masked = [_shape("ave-B4096-masked", 4096, AVE_T, (AVE_T, AVE_T), masked=True)]
     long = [_shape(f"long-T{t}-B{b}", b, t, (t, t)) for t, b in (((4096, 4),) if quick else ((4096, 4), (1024, 8), (8192, 2)))]
     wide = [_shape("long-T2048-B4-d128", 4, 2048, (2048, 2048), heads=2)]
     return ave + masked + long + wide
+
+
+def sublayer_runs(shape: dict) -> bool:
+    """The sublayer runs the model's own shapes: 4 heads, no padding, T <= 4096."""
+    return shape["tq"] <= 4096 and not shape["masked"] and shape["heads"] == HEADS
 
 
 # ----------------------------------------------------------------------------- roofline counts
@@ -190,9 +196,25 @@ _COMPILED: dict[str, object] = {}
 
 
 def _compiled(name, fn):
+    """One compiled provider for the whole run, static shapes: a case whose graph was compiled
+    before (the gate's call and the timed calls; another dtype or mode of a shape seen) reuses it."""
     if name not in _COMPILED:
         _COMPILED[name] = torch.compile(fn, dynamic=False)
     return _COMPILED[name]
+
+
+def allow_recompiles(n_cases: int) -> None:
+    """Every case may add a graph per compiled provider (dynamo caches them per function): room for
+    all of them, and an error (the row says so) rather than a silent eager fallback past the limit."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    for name, least in (("recompile_limit", n_cases + 8), ("cache_size_limit", n_cases + 8),  # older torch's name
+                        ("accumulated_recompile_limit", 4 * (n_cases + 8))):
+        if hasattr(config, name):
+            setattr(config, name, max(getattr(config, name), least))
+    if hasattr(config, "fail_on_recompile_limit_hit"):
+        config.fail_on_recompile_limit_hit = True
 
 
 def make_flex(masks, b, tq, tk, device):
@@ -371,24 +393,28 @@ def _row(group, shape, dtype_name, mode) -> dict:
                 heads=shape["heads"], d=shape["d"], masked=shape["masked"], dtype=dtype_name, mode=mode)
 
 
-def attention_case(shape, dtype_name, mode, device, copy_gbs, only=None):
+def attention_base(shape, device) -> tuple[list, list | None]:
+    """fp32 [q, k_0.., v_0..] (b, t, h, d) of a shape, and its bool (b, k_i) masks or None."""
     b, tq, tks, h, d = shape["b"], shape["tq"], shape["tks"], shape["heads"], shape["d"]
-    n = len(tks)
-    scale = d ** -0.5
     torch.manual_seed(0)
     base = [torch.randn(b, t, h, d, device=device) for t in (tq, *tks, *tks)]
     masks = None
     if shape["masked"]:
         masks = [torch.rand(b, t, device=device) < 0.3 for t in tks]
         masks[0][:, 0] = False  # no row fully padded (torch's paths would return NaN there)
+    return base, masks
+
+
+def attention_case(shape, dtype_name, mode, device, copy_gbs, only=None):
+    b, tq, tks, h, d = shape["b"], shape["tq"], shape["tks"], shape["heads"], shape["d"]
+    n = len(tks)
+    scale = d ** -0.5
+    base, masks = attention_base(shape, device)
 
     def make_inputs(dt):
         leaves = [x.to(dt).requires_grad_(mode != "fwd") for x in base]
         return dict(args=(leaves[0], leaves[1:1 + n], leaves[1 + n:], masks, scale), leaves=leaves)
 
-    # fresh compiled providers per case: past dynamo's recompile limit they would silently run eager
-    _COMPILED.clear()
-    torch._dynamo.reset()
     providers = attention_providers(masks, b, tq, tks, device)
     if only:
         providers = {k: v for k, v in providers.items() if k in only or k == "naive"}
@@ -435,6 +461,41 @@ def sublayer_case(shape, dtype_name, mode, device, copy_gbs, only=None):
 def _by_dtype(fn, ref_fn, ref_dtype):
     """``fn`` on same-dtype inputs, ``ref_fn`` on inputs in the reference dtype."""
     return lambda x, mem: ref_fn(x, mem) if x.dtype == ref_dtype else fn(x, mem)
+
+
+# ----------------------------------------------------------------------------- the time budget
+
+
+# What a case costs before one of its kind has run (s; the compiled providers' compiles included)
+FIRST_GUESS_S = {("attention", "fwd"): 30.0, ("attention", "fwd+bwd"): 60.0,
+                 ("sublayer", "fwd"): 10.0, ("sublayer", "fwd+bwd"): 15.0}
+
+
+class CaseClock:
+    """Starts a case only if it should end within the budget: a case is predicted to take as long as
+    the longest case of its group and mode so far (or FIRST_GUESS_S before any)."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s, self.start, self.longest = budget_s, time.perf_counter(), {}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def predict(self, group: str, mode: str) -> float:
+        return self.longest.get((group, mode), FIRST_GUESS_S.get((group, mode), 60.0))
+
+    def fits(self, group: str, mode: str) -> bool:
+        return self.elapsed() + self.predict(group, mode) <= self.budget_s
+
+    def record(self, group: str, mode: str, seconds: float) -> None:
+        self.longest[(group, mode)] = max(seconds, self.longest.get((group, mode), 0.0))
+
+
+def cases(dtypes, groups, all_shapes) -> list[tuple[str, str, dict, str]]:
+    """(dtype, group, shape, mode) in priority order: per dtype and shape, the attention core, then the
+    sublayer (which runs the model's own shapes only), fwd before fwd+bwd."""
+    return [(dtype_name, group, shape, mode) for dtype_name in dtypes for shape in all_shapes for group in groups
+            if group == "attention" or sublayer_runs(shape) for mode in ("fwd", "fwd+bwd")]
 
 
 # ----------------------------------------------------------------------------- output
@@ -514,12 +575,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="bf16 only; AVE B=4096 (plain and masked), T=4096, head dim 128")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench_attention_gpu"), help="output folder")
-    ap.add_argument("--budget-s", type=float, default=420.0, help="stop starting new cases after this many seconds")
+    ap.add_argument("--budget-s", type=float, default=420.0,
+                    help="start a case only if it should end within this many seconds of the start")
     ap.add_argument("--groups", default="attention,sublayer", help="comma-separated: attention, sublayer")
     ap.add_argument("--providers", default="", help="comma-separated subset of providers (the same-dtype baseline always runs)")
     ap.add_argument("--cpu-smoke", action="store_true",
                     help="check the script's plumbing on CPU under TRITON_INTERPRET=1 (tiny shapes, fp32; timings meaningless)")
     args = ap.parse_args(argv)
+    # SIGINT raises KeyboardInterrupt even if this process started with it ignored (a background job of
+    # a non-interactive shell): `timeout -s INT` must stop the run with what it measured written
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     global CPU_SMOKE
     CPU_SMOKE = args.cpu_smoke
@@ -560,26 +625,33 @@ def main(argv=None) -> int:
         all_shapes = shapes(args.quick)
     out = Path(args.out)
     rows, skipped = [], []
-    for dtype_name in dtypes:
-        for group in groups:
-            for shape in all_shapes:
-                if group == "sublayer" and (shape["tq"] > 4096 or shape["masked"] or shape["heads"] != HEADS):
-                    continue  # the sublayer runs the model's own shapes: 4 heads, no padding, T <= 4096
-                for mode in ("fwd", "fwd+bwd"):
-                    label = f"{group} {shape['name']} {dtype_name} {mode}"
-                    if time.perf_counter() - t0 > args.budget_s:
-                        skipped.append(label)
-                        continue
-                    case = attention_case if group == "attention" else sublayer_case
-                    case_rows = case(shape, dtype_name, mode, device, copy_gbs, only)
-                    rows += case_rows
-                    fused = next((r for r in case_rows if r["provider"] == "avattn-triton"), None)
-                    bad = [f"{r['provider']} {r['status']}: {r['gate'] or r['note']}" for r in case_rows if r["status"] in FAILING]
-                    print(f"  {label}: avattn {_fmt(fused['ms'] if fused else math.nan, '.4f')} ms"
-                          + (f"  FAILED: {' | '.join(bad)}" if bad else ""), flush=True)
-                    meta["elapsed_s"] = time.perf_counter() - t0
-                    meta["skipped_for_time"] = skipped
-                    write_outputs(out, meta, rows)  # after every case: a run cut short keeps its rows
+    todo = cases(dtypes, groups, all_shapes)
+    allow_recompiles(len(todo))
+    clock = CaseClock(args.budget_s - (time.perf_counter() - t0))
+    meta["interrupted"] = False
+    try:
+        for dtype_name, group, shape, mode in todo:
+            label = f"{group} {shape['name']} {dtype_name} {mode}"
+            if not clock.fits(group, mode):
+                skipped.append(label)
+                print(f"  {label}: skipped (about {clock.predict(group, mode):.0f} s, "
+                      f"{clock.budget_s - clock.elapsed():.0f} s left)", flush=True)
+                continue
+            started = time.perf_counter()
+            case = attention_case if group == "attention" else sublayer_case
+            case_rows = case(shape, dtype_name, mode, device, copy_gbs, only)
+            clock.record(group, mode, time.perf_counter() - started)
+            rows += case_rows
+            fused = next((r for r in case_rows if r["provider"] == "avattn-triton"), None)
+            bad = [f"{r['provider']} {r['status']}: {r['gate'] or r['note']}" for r in case_rows if r["status"] in FAILING]
+            print(f"  {label}: avattn {_fmt(fused['ms'] if fused else math.nan, '.4f')} ms"
+                  f" ({time.perf_counter() - started:.0f} s)" + (f"  FAILED: {' | '.join(bad)}" if bad else ""), flush=True)
+            meta["elapsed_s"] = time.perf_counter() - t0
+            meta["skipped_for_time"] = skipped
+            write_outputs(out, meta, rows)  # after every case: a run cut short keeps its rows
+    except KeyboardInterrupt:  # `timeout -s INT`: keep every finished case, say where it stopped
+        meta["interrupted"] = True
+        print(f"interrupted after {time.perf_counter() - t0:.0f} s; {len(rows)} rows kept", flush=True)
     meta["elapsed_s"] = time.perf_counter() - t0
     meta["skipped_for_time"] = skipped
     failed = [r for r in rows if r["status"] in FAILING]
@@ -589,6 +661,8 @@ def main(argv=None) -> int:
         print(f"skipped for the {args.budget_s:.0f} s budget: {len(skipped)} cases (listed in results.json)")
     print(f"wrote {out / 'results.csv'}, results.json, results.md in {meta['elapsed_s']:.0f} s\n")
     print(short_table(rows))
+    if meta["interrupted"]:
+        return 130
     if failed:
         print(f"\nFAILED: {len(failed)} rows did not pass the correctness gate or raised in avattn-triton:", file=sys.stderr)
         for line in meta["failed"]:

@@ -22,6 +22,14 @@ and each is also reported as a paired speedup over the last combination (e.g. ``
         [--adam-impl fused,for] [--dropout-impl bit,torch]
     python benchmarks/bench_cmran.py --device cuda --modes eager,bf16,compile,cudagraphs \\
         --backends sdpa,triton --batch 32,256 --steps 10 --warmup 3 --out DIR
+    python benchmarks/bench_cmran.py --device cuda --quick --backends sdpa,triton --budget-s 200 --out DIR
+
+The run goes in phases, one (batch, backend, modes) each: every mode at every batch, for each backend
+in turn; ``--quick`` orders them by value instead: eager and bf16, then CUDA graphs, at the first
+batch (default 32), then ``torch.compile``, then the other batches (default 256). ``--budget-s``
+starts a phase only if it should end in time, judged by the phases run so far (a compiled mode's
+warm-up is most of its cost). ``--out`` gets results.json after every phase, so a run cut short keeps
+every phase it finished.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -271,6 +280,69 @@ def bench_config(modes, backend: str, batch_size: int, args, device: torch.devic
     return rows
 
 
+# ---- phases and the time budget ------------------------------------------------------------------
+
+EAGER_MODES = ("eager", "bf16")
+QUICK_MODES = ("eager", "bf16", "cudagraphs", "compile")  # --quick's order of value
+# what a phase of one mode costs before anything of its kind has run (s; warm-up included): a
+# compiled mode compiles the train step and the eval forward (minutes on a CPU)
+FIRST_GUESS_S = {"eager": 20.0, "bf16": 20.0}
+FIRST_GUESS_COMPILED_S = 120.0
+
+
+def phases(modes: list[str], backends: list[str], batches: list[int], quick: bool) -> list[tuple[int, str, list[str]]]:
+    """(batch, backend, modes) in the order they run."""
+    if not quick:
+        return [(b, backend, modes) for b in batches for backend in backends]
+    groups = [[m for m in modes if m in EAGER_MODES], [m for m in modes if m == "cudagraphs"],
+              [m for m in modes if m not in EAGER_MODES and m != "cudagraphs"]]
+    order = [(batches[0], g) for g in groups] + [(b, g) for b in batches[1:] for g in groups]
+    return [(b, backend, g) for b, g in order for backend in backends if g]
+
+
+class Budget:
+    """Predicts a phase's seconds from the phases run so far: a mode's timing at another batch size
+    scaled by the batch ratio, plus its warm-up (scaled too in eager modes; a compiled mode's warm-up
+    is its compile), a compiled mode not run yet as the dearest compiled mode run, else FIRST_GUESS."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds, self.start, self.cost = seconds, time.perf_counter(), {}
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def predict(self, batch: int, modes: list[str]) -> float:
+        total = 0.0
+        for mode in modes:
+            seen = [(b, c) for (m, b), c in self.cost.items() if m == mode]
+            compiled = [sum(c) for (m, _), c in self.cost.items() if m not in EAGER_MODES]
+            if seen:
+                b0, (warmup, timing) = max(seen)
+                scale = max(1.0, batch / b0)
+                total += (warmup * scale if mode in EAGER_MODES else warmup) + timing * scale
+            elif mode in EAGER_MODES:
+                total += FIRST_GUESS_S[mode]
+            else:
+                total += max(compiled, default=FIRST_GUESS_COMPILED_S)
+        return total
+
+    def fits(self, batch: int, modes: list[str]) -> bool:
+        return self.seconds is None or self.elapsed() + self.predict(batch, modes) <= self.seconds
+
+    def record(self, rows: list[dict], seconds: float) -> None:
+        """A finished phase: (warm-up, share of the rest) per mode; the rest (floors, timing) split evenly."""
+        shared = max(0.0, seconds - sum(r["warmup_s"] for r in rows)) / max(1, len(rows))
+        for r in rows:
+            self.cost[(r["mode"], r["batch"])] = (r["warmup_s"], shared)
+
+
+def write_results(out: Path, meta: dict, rows: list[dict]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / f".results.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
+    os.replace(tmp, out / "results.json")
+
+
 # ---- CLI -----------------------------------------------------------------------------------------
 
 def _list(text: str, choices, name: str, p: argparse.ArgumentParser) -> list[str]:
@@ -284,9 +356,14 @@ def _list(text: str, choices, name: str, p: argparse.ArgumentParser) -> list[str
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--modes", default=None, help=f"comma list from {MODES} (default eager,bf16,compile)")
+    p.add_argument("--modes", default=None,
+                   help=f"comma list from {MODES} (default eager,bf16,compile; with --quick {','.join(QUICK_MODES)})")
     p.add_argument("--backends", default="auto", help=f"comma list from {BACKENDS}")
-    p.add_argument("--batch", default="32", help="comma list of batch sizes")
+    p.add_argument("--batch", default=None, help="comma list of batch sizes (default 32; with --quick 32,256)")
+    p.add_argument("--quick", action="store_true",
+                   help="phases by value: eager, bf16, cudagraphs at the first batch; compile and the other batches after")
+    p.add_argument("--budget-s", type=float, default=None,
+                   help="start a phase only if it should end within this many seconds of the start")
     p.add_argument("--setting", default="supervised", choices=("supervised", "weak"))
     p.add_argument("--features", default="vgg19", choices=("vgg19", "resnet151"))
     p.add_argument("--steps", type=int, default=10, help="timed repetitions per case")
@@ -299,12 +376,15 @@ def main(argv=None) -> int:
                    help=f"comma list from {DROPOUT_IMPLS}: relation-layer dropout masks (CMRANConfig.dropout_impl)")
     p.add_argument("--out", default=None, help="write results.json there (atomically)")
     args = p.parse_args(argv)
-    modes = _list(args.modes or "eager,bf16,compile", MODES, "modes", p)
+    # SIGINT raises KeyboardInterrupt even if this process started with it ignored (a background job of
+    # a non-interactive shell): `timeout -s INT` must stop the run with what it measured written
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    modes = _list(args.modes or (",".join(QUICK_MODES) if args.quick else "eager,bf16,compile"), MODES, "modes", p)
     backends = _list(args.backends, BACKENDS, "backends", p)
     args.adam_impls = _list(args.adam_impl, ADAM_IMPLS, "adam-impl", p)
     args.dropout_impls = _list(args.dropout_impl, DROPOUT_IMPLS, "dropout-impl", p)
     try:
-        batches = [int(b) for b in args.batch.split(",") if b.strip()]
+        batches = [int(b) for b in (args.batch or ("32,256" if args.quick else "32")).split(",") if b.strip()]
     except ValueError:
         p.error(f"--batch must be a comma list of integers, got {args.batch!r}")
     if not batches or min(batches) < 1 or args.steps < 1 or args.warmup < 0 or args.threads < 0:
@@ -318,6 +398,8 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     skipped = []
+    if args.budget_s is not None and args.budget_s <= 0:
+        p.error(f"--budget-s must be > 0, got {args.budget_s}")
     if device.type != "cuda" and "cudagraphs" in modes:
         modes.remove("cudagraphs")
         skipped.append("mode cudagraphs: skipped, CUDA graphs need --device cuda")
@@ -342,10 +424,37 @@ def main(argv=None) -> int:
         print("note: dropout=0 in the relation layers for every backend (backend triton applies none), "
               "so the backends are compared like for like")
 
-    rows = []
-    for batch_size in batches:
-        for backend in backends:
-            rows += bench_config(modes, backend, batch_size, args, device)
+    meta = {"device": str(device), "device_name": name, "cpu": cpu, "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "setting": args.setting, "features": args.features,
+            "steps": args.steps, "warmup": args.warmup, "skipped": skipped, "like_for_like_dropout0":
+            args.like_for_like, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "quick": args.quick,
+            "budget_s": args.budget_s, "phases_done": [], "skipped_for_time": [], "interrupted": False}
+    rows, budget = [], Budget(args.budget_s)
+    try:
+        for batch_size, backend, phase_modes in phases(modes, backends, batches, args.quick):
+            label = f"B={batch_size} {backend} {','.join(phase_modes)}"
+            if not budget.fits(batch_size, phase_modes):
+                meta["skipped_for_time"].append(label)
+                print(f"  skipped for the {args.budget_s:.0f} s budget: {label} (about "
+                      f"{budget.predict(batch_size, phase_modes):.0f} s, {budget.elapsed():.0f} s used)", flush=True)
+                continue
+            t0 = time.perf_counter()
+            phase_rows = bench_config(phase_modes, backend, batch_size, args, device)
+            budget.record(phase_rows, time.perf_counter() - t0)
+            rows += phase_rows
+            meta["phases_done"].append(label)
+            meta["elapsed_s"] = round(budget.elapsed(), 1)
+            if args.out:
+                write_results(Path(args.out), meta, rows)  # after every phase: a run cut short keeps them
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    except KeyboardInterrupt:  # `timeout -s INT`: keep what was measured, say where it stopped
+        meta["interrupted"] = True
+        if args.out:
+            write_results(Path(args.out), meta, rows)
+        print(f"interrupted after {budget.elapsed():.0f} s; {len(meta['phases_done'])} phases kept", flush=True)
+        return 130
 
     print(f"\n{header}\n{isa}")
     print(f"{'B':>4} {'backend':<9} {'mode':<13} {'adam':<8} {'dropout':<8} {'path':<6} {'train ms':>9} {'floor':>8} "
@@ -383,18 +492,12 @@ def main(argv=None) -> int:
             print(f"  B={r['batch']} {r['backend']} {r['mode']} adam={r['adam_impl']} dropout={r['dropout_impl']}"
                   f"{'' if r['visual_path'] == 'fused' else ' (plain visual)'}: train {paired['train_step']:.2f}x, "
                   f"eval {paired['eval_forward']:.2f}x")
+    if meta["skipped_for_time"]:
+        print(f"skipped for the {args.budget_s:.0f} s budget: {'; '.join(meta['skipped_for_time'])}")
     if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        meta = {"device": str(device), "device_name": name, "cpu": cpu, "torch": torch.__version__,
-                "threads": torch.get_num_threads(), "setting": args.setting, "features": args.features,
-                "steps": args.steps, "warmup": args.warmup, "skipped": skipped, "like_for_like_dropout0":
-                args.like_for_like, "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                "time_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
-        tmp = out / f".results.json.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str))
-        os.replace(tmp, out / "results.json")
-        print(f"wrote {out / 'results.json'}")
+        meta["elapsed_s"] = round(budget.elapsed(), 1)
+        write_results(Path(args.out), meta, rows)
+        print(f"wrote {Path(args.out) / 'results.json'}")
     return 0
 
 

@@ -2,13 +2,17 @@
 
 Without CUDA its GPU steps skip with a message, but it still writes its files and must exit 0;
 it must respect the limits of the lent GPU machine (at most 8 files under $OUT, none deeper
-than $OUT/a/b/file, 16 MiB each) and install nothing (that machine has no network). The paper
-shape check it runs is exercised on CPU through its ``--cpu-smoke`` mode (interpreter, fp16).
+than $OUT/a/b/file, 16 MiB each), fit one of its commands (570 s by default, the steps' shares
+adding up to it) and install nothing (that machine has no network). The paper shape check it runs
+is exercised on CPU through its ``--cpu-smoke`` mode (interpreter, fp16). That the benchmark steps
+keep what they measured when cut short is tested with the benchmarks
+(``tests/test_triton_bench_gate.py``, ``tests/test_bench_cmran_phases.py``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,10 +28,34 @@ def test_script_installs_nothing_and_calls_the_agreed_commands():
     text = SCRIPT.read_text()
     assert "pip" not in text  # no pip, pip3, python -m pip: the GPU machine has no network
     assert "tests/test_triton_attention_gpu.py" in text and "benchmarks/gpu_paper_check.py" in text
-    assert "benchmarks/bench_attention_gpu.py" in text and "--budget-s" in text
-    assert ("benchmarks/bench_cmran.py --device cuda --modes eager,bf16,compile,cudagraphs --backends sdpa,triton "
-            "--batch 32,256 --steps 10 --warmup 3 --out \"$OUT/cmran\"") in text
-    assert text.count("run_step \"") >= 5  # every step under a timeout
+    assert "benchmarks/bench_attention_gpu.py --quick --budget-s" in text
+    assert "benchmarks/bench_cmran.py --device cuda --quick --backends sdpa,triton --steps 10 --warmup 3" in text
+    assert text.count("run_step ") >= 6  # the function and every step under a timeout
+
+
+def _plan(total_s: str | None) -> list[tuple[str, int, int, int]]:
+    env = {k: v for k, v in os.environ.items() if k != "GPU_CHECK_TOTAL_S"}
+    if total_s is not None:
+        env["GPU_CHECK_TOTAL_S"] = total_s
+    proc = subprocess.run(["bash", str(SCRIPT), "--plan"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    rows = re.findall(r"^(\d \w+): share (\d+) s of (\d+), ends by (\d+) s of (\d+)$", proc.stdout, re.M)
+    assert len(rows) == 5, proc.stdout
+    return [(name, int(share), int(end), int(total)) for name, share, _, end, total in rows]
+
+
+def test_step_budgets_add_up_to_the_total():
+    plan = _plan(None)
+    assert [name for name, *_ in plan] == ["1 env", "2 tests", "3 paper", "4 bench", "5 cmran"]  # order of value
+    assert all(total == 570 for *_, total in plan)  # the default: one command of the GPU machine, 600 s, less 30
+    assert sum(share for _, share, _, _ in plan) == 570
+    ends = [end for _, _, end, _ in plan]
+    assert ends == [sum(share for _, share, _, _ in plan[: i + 1]) for i in range(5)] and ends[-1] == 570
+    # the benchmarks' own budgets (20 s and 30 s short of their steps' deadlines) leave them time to run
+    assert ends[3] - ends[2] > 20 + 60 and ends[4] - ends[3] > 30 + 60
+    scaled = _plan("300")
+    assert [end for _, _, end, _ in scaled][-1] == 300 and all(total == 300 for *_, total in scaled)
+    assert [end for _, _, end, _ in scaled] == sorted(end for _, _, end, _ in scaled)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on a CUDA machine the script does the real (minutes-long) run")
@@ -60,3 +88,16 @@ def test_paper_check_runs_on_cpu_under_the_interpreter():
     for name in ("out", "dq", "dk0", "dk1", "dv0", "dv1"):
         assert f"  {name} " in proc.stdout and "FAILED" not in proc.stdout
     assert proc.stdout.strip().endswith("paper check: ok")
+
+
+def test_benchmarks_package_is_not_shadowed_by_another_on_the_path(tmp_path):
+    # a regular package named `benchmarks` elsewhere on the path (as on a shared GPU image) would win
+    # over a namespace package; benchmarks/ is a regular package, first on the path the script sets
+    other = tmp_path / "benchmarks"
+    other.mkdir()
+    (other / "__init__.py").write_text("SHADOW = True\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(tmp_path)]))
+    code = "import benchmarks, benchmarks.bench_attention_gpu as b; print(benchmarks.__file__, hasattr(b, 'gate'))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == [str(ROOT / "benchmarks" / "__init__.py"), "True"]

@@ -247,7 +247,9 @@ def test_tiles_follow_the_compute_capability(monkeypatch):
         m.setattr(OP, "choose_config", lambda *args: archs.append(args[-1]) or choose(*args))
         q, ks, vs, _ = _make_inputs(2, 10, [10], 1, 16, torch.float32)
         _run(_triton, *_leaves(q, ks, vs, torch.float32), None, torch.randn(q.shape))
-    assert archs == [80, 80]  # the forward and the backward launcher ask for the tensors' architecture
+    # why_not checks the grids of every known architecture's tiles; then the forward and the backward
+    # launcher ask for the tensors' architecture
+    assert archs == [*OP.ARCHS, 80, 80]
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     assert OP.device_arch(torch.device("cuda", 0)) == 80
     # long fp16 memory at head dim 64: sm_90's blocks spill on sm_80 (compile check), so sm_80 gets smaller ones
@@ -385,6 +387,49 @@ def test_why_not_reasons(monkeypatch):
     assert "bool" in OP.why_not(q, ks, vs, [m[0].float(), None])
     monkeypatch.setattr(OP, "INTERPRETED", False)
     assert "TRITON_INTERPRET=1" in OP.why_not(q, ks, vs, m)
+
+
+@in_process
+def test_direct_call_refuses_what_why_not_refuses(monkeypatch):
+    q, ks, vs, m = _make_inputs(2, 3, [4, 5], 2, 32, torch.float32, ["random", None])
+    small = torch.randn(2, 3, 2, 8)
+    cfg = OP.choose_config(1, [10**7], 32, torch.float32)
+    keys_past_the_grid = torch.zeros(1, 1, 1, 32).expand(1, 65535 * cfg.bwd_block_n + 1, 1, 32)  # no memory
+    refused = {
+        "bfloat16 under the interpreter": (q.bfloat16(), [k.bfloat16() for k in ks], [v.bfloat16() for v in vs], m),
+        "head dim 8": (small, [small], [small], None),
+        "float64": (q.double(), [k.double() for k in ks], [v.double() for v in vs], m),
+        "dK/dV grid": (torch.zeros(1, 1, 1, 32), [keys_past_the_grid], [keys_past_the_grid], None),
+    }
+    for what, args in refused.items():
+        reason = OP.why_not(*args)
+        assert reason is not None, what
+        with pytest.raises(RuntimeError) as direct:
+            OP.cmra_attention_triton(*args, None)
+        assert str(direct.value) == reason, what
+    # a malformed mask is refused by the argument checks first, as cmra_attention refuses it
+    with pytest.raises(TypeError, match=r"key_padding_masks\[0\] must be a bool tensor"):
+        OP.cmra_attention_triton(q, ks, vs, [m[0].float(), None], None)
+    monkeypatch.setattr(OP, "INTERPRETED", False)  # as if the kernels were compiled for a GPU: CPU refused
+    with pytest.raises(RuntimeError) as direct:
+        OP.cmra_attention_triton(q, ks, vs, m, None)
+    assert str(direct.value) == OP.why_not(q, ks, vs, m) and "CPU tensors" in str(direct.value)
+
+
+@in_process
+def test_direct_call_checks_its_arguments_before_any_work(monkeypatch):
+    q, ks, vs, _ = _make_inputs(2, 3, [4], 2, 32, torch.float32)
+    launched = []
+    monkeypatch.setattr(OP, "cmra_fwd_impl", lambda *a: launched.append(a))
+    with pytest.raises(ValueError, match=r"keys\[0\] must have shape"):
+        OP.cmra_attention_triton(q, [ks[0][:1]], vs, None, None)
+    with pytest.raises(ValueError, match="key_padding_masks must have one entry"):
+        OP.cmra_attention_triton(q, ks, vs, [None, None], None)
+    with pytest.raises(ValueError, match="scale must be a finite positive number"):
+        OP.cmra_attention_triton(q, ks, vs, None, -1.0)
+    with pytest.raises(TypeError, match="keys must be a list or tuple"):
+        OP.cmra_attention_triton(q, ks[0], vs, None, None)
+    assert launched == []
 
 
 @in_process

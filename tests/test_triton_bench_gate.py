@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -93,3 +94,48 @@ def test_clean_run_passes_and_records_sdpa_backend(tmp_path):
     sdpa = [r["sdpa_backend"] for r in rows if r["provider"] == "sdpa"]
     assert sdpa and all(b in ("flash", "efficient", "cudnn", "math", "overrideable") for b in sdpa), sdpa
     assert all(r["sdpa_backend"] == "-" for r in rows if r["provider"] != "sdpa")
+
+
+def test_cases_run_by_value_and_a_budget_skips_what_would_not_fit():
+    shapes = bench.shapes(quick=True)
+    todo = bench.cases(["bf16"], ["attention", "sublayer"], shapes)
+    labels = [f"{g} {s['name']} {m}" for _, g, s, m in todo]
+    # per shape the core, then the model's sublayer (its own shapes only), fwd first
+    assert labels[:4] == ["attention ave-B4096 fwd", "attention ave-B4096 fwd+bwd", "sublayer ave-B4096 fwd",
+                          "sublayer ave-B4096 fwd+bwd"]
+    assert not any(label.startswith("sublayer") and ("masked" in label or "d128" in label) for label in labels)
+    clock = bench.CaseClock(100.0)
+    assert clock.predict("attention", "fwd") == bench.FIRST_GUESS_S[("attention", "fwd")] and clock.fits("attention", "fwd")
+    clock.record("attention", "fwd", 70.0)
+    clock.record("attention", "fwd", 20.0)  # the longest so far is what a case of its kind is expected to take
+    assert clock.predict("attention", "fwd") == 70.0
+    clock.start -= 40.0  # 40 s spent: 70 more would end past the 100 s budget, a 15 s sublayer case would not
+    assert not clock.fits("attention", "fwd") and clock.fits("sublayer", "fwd+bwd")
+
+
+def test_a_run_cut_short_keeps_every_finished_case(tmp_path):
+    pytest.importorskip("triton")
+    out = tmp_path / "cut"
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "bench_attention_gpu.py"), "--cpu-smoke", "--groups", "attention",
+           "--providers", "sdpa,avattn-triton", "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("  attention smoke-B2 fp32 fwd:"):  # the first case ended; the next one runs
+                proc.send_signal(signal.SIGINT)  # what `timeout -s INT` sends
+                break
+        rest, _ = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    log = "".join(seen) + (rest or "")
+    assert proc.returncode == 130, log[-3000:]
+    result = json.loads((out / "results.json").read_text())
+    assert result["meta"]["interrupted"] is True, log[-3000:]
+    first = [r for r in result["rows"] if r["shape"] == "smoke-B2" and r["mode"] == "fwd"]
+    assert {r["provider"] for r in first} == {"naive", "sdpa", "avattn-triton"}
+    assert all(r["status"] == "ok" and float(r["ms"]) > 0 for r in first), first
+    assert "interrupted after" in log

@@ -108,7 +108,8 @@ _triton_load_error._dynamo_marked_constant = True
 
 
 def _run_triton(query, keys, values, key_padding_masks, scale, dropout_p, return_weights):
-    return _TRITON_MODULE.cmra_attention_triton(query, keys, values, key_padding_masks, scale), None
+    # select_backend ran validate_attention_inputs and why_not for this call: no second check
+    return _TRITON_MODULE.cmra_attention_triton_checked(query, keys, values, key_padding_masks, scale), None
 
 
 def _run_reference(query, keys, values, key_padding_masks, scale, dropout_p, return_weights):

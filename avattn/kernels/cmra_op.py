@@ -4,7 +4,9 @@ Axis legend: b batch, q query steps, k_i steps of memory source i, h heads, d he
 
 Public interface (used by ``avattn.functional.backends``):
     ``why_not(query, keys, values, key_padding_masks) -> str | None``
-    ``cmra_attention_triton(query, keys, values, key_padding_masks, scale) -> Tensor``
+    ``cmra_attention_triton(query, keys, values, key_padding_masks, scale) -> Tensor`` (checks its
+    inputs and raises ``why_not``'s reason); ``cmra_attention_triton_checked``, the same without
+    the checks, for ``avattn.functional``, which has run them
 
 Ops (``torch.library.custom_op``; one opaque node each under ``torch.compile``):
     ``avattn::cmra_fwd(Tensor q, Tensor[] keys, Tensor[] values, Tensor?[] masks, float scale)
@@ -34,6 +36,7 @@ import torch
 import triton
 from torch import Tensor
 
+from ..functional._validate import validate_attention_inputs, validate_options
 from .cmra_bwd import cmra_bwd_dkdv_kernel, cmra_bwd_dq_kernel, cmra_bwd_packed_kernel, cmra_delta_kernel
 from .cmra_fwd import INTERPRETED, MAX_SOURCES, cmra_fwd_kernel
 
@@ -58,6 +61,12 @@ class Config:
     fwd_warps: int | None = None  # warps of the forward kernel, if not num_warps
     packed_bwd: bool = True  # one program per packed group for the whole backward, when its memory fits one tile
     packed_bwd_warps: int = 8  # the one-program backward spills registers with 4 warps (masked, or Dh > 64)
+    # ptxas's register limit per thread (`maxnreg`; None: ptxas's own choice). Left to itself, ptxas
+    # holds an 8-warp fp16/bf16 kernel that needs a little more than 128 registers to 128 (two blocks
+    # per SM) and spills the rest: 8-40 B per thread in several launched variants, not the same ones
+    # under Triton 3.6 and 3.9. At 255 it gives them what they need. Not for fp32: its FMA dots take
+    # every register allowed and spill more (compile check).
+    max_registers: int | None = None
 
 
 _OVERRIDE: Config | None = None
@@ -109,11 +118,13 @@ def choose_config(tq: int, tks: Sequence[int], head_dim: int, dtype: torch.dtype
     """Heuristic tiles per (lengths, head dim, dtype, architecture): pack short problems into 32-row
     tiles, FA2-style blocks for long ones.
 
-    The batch size never enters, so a new batch size reuses the compiled kernels. Every choice
-    compiles for sm_90 and sm_80 without register spills (``tests/triton_compile_check.py`` fails on any):
-    float32 runs exact (FMA, not tensor-core) dots, whose operands live in registers, so it gets small
-    tiles, 8 warps and the split backward; so does head dim > 64 in the one-program backward. Below
-    sm_90 (``arch < 90``) the long-memory fp16/bf16 tiles are those of head dim > 64.
+    The batch size never enters, so a new batch size reuses the compiled kernels. Every variant that
+    the GPU tests, the GPU benchmarks and the CMRAN step launch compiles for sm_90 and sm_80 without a
+    register spill under Triton 3.6 and 3.9 (``tests/triton_compile_check.py`` fails on any; other
+    shapes follow the same rules, unchecked). float32 runs exact (FMA, not tensor-core) dots, whose
+    operands live in registers, so it gets small tiles, 8 warps and the split backward; so does head
+    dim > 64 in the one-program backward. Below sm_90 (``arch < 90``) the long-memory fp16/bf16 tiles
+    are those of head dim > 64 (dK/dV: 32 keys per program at head dim <= 64).
     """
     if _OVERRIDE is not None:
         return _OVERRIDE
@@ -121,31 +132,36 @@ def choose_config(tq: int, tks: Sequence[int], head_dim: int, dtype: torch.dtype
     fp32 = dtype == torch.float32
     wide = head_dim > 64
     if tq <= 16 and max_tk <= 32:
-        # Short memory (AVE: Tq = Tk = 10): the whole memory of `pack` problems in one 32x64 tile at most.
-        # (64x128 tiles spilled in the one-program backward once it isolated the packed problems.)
-        pack = max(1, min(32 // tq, 64 // max_tk))
+        # Short memory (AVE: Tq = Tk = 10): the whole memory of `pack` problems in one 32x32 tile at most.
+        # (64x128 tiles spilled in the one-program backward once it isolated the packed problems; 32x64
+        # ones, e.g. six sources of up to 17 steps, spilled 8-616 B in the forward and dK/dV at 255 registers.)
+        pack = max(1, min(32 // tq, 32 // max_tk))
         bm = _pow2(pack * tq)
         bn = _pow2(pack * max_tk)
         if fp32:  # the one-program backward spills in fp32 at any tile size
             if wide:
                 return Config(pack, 16, 16, 16, 16, num_warps=8, num_stages=2, packed_bwd=False)
-            if arch < 90:  # sm_90's tiles: ptxas gave the dK/dV kernel 80 registers and it spilled 16 B
-                return Config(pack, bm, bn, 16, bn, num_warps=8, num_stages=2, packed_bwd=False)
-            return Config(pack, bm, bn, bm, bn, num_warps=8, num_stages=1, packed_bwd=False)
+            # 16 query rows per program and 16-row dK/dV steps, 2 stages, on every architecture: with
+            # 32 rows (one packed group) ptxas held the forward or the dK/dV kernel to 80 registers and
+            # they spilled 8-24 B, not the same ones under Triton 3.6 and 3.9 nor on sm_80 and sm_90
+            return Config(pack, 16, bn, 16, bn, num_warps=8, num_stages=2, packed_bwd=False)
         # At head dim 128 the 8-warp forward got 128 registers and spilled 16-40 B on sm_80; with 4 warps it
         # got 168 and spilled 8-24 B on sm_90 (six sources).
         return Config(pack, bm, bn, bm, bn, num_warps=8, num_stages=1, fwd_warps=4 if wide and arch < 90 else None,
-                      packed_bwd=not wide)
+                      packed_bwd=not wide, max_registers=255)
     if fp32:
-        if wide:
-            return Config(1, 32, 16, 16, 32, num_warps=8, num_stages=2)
-        return Config(1, 32, 32, 32, 32, num_warps=8, num_stages=2)
+        if wide:  # 32 query rows per program: the forward and dQ spilled 8-16 B at 80 registers
+            return Config(1, 16, 16, 16, 32, num_warps=8, num_stages=2)
+        # dK/dV in 16x16 steps: 32x32 spilled 8 B at 80 registers on sm_80 (Triton 3.6), 16x32 under 3.9
+        return Config(1, 32, 32, 16, 16, num_warps=8, num_stages=2)
     big = wide or arch < 90  # fewer registers per element to spare
     bm = min(_pow2(tq), 64 if big else 128)
     bn = 32 if big else 64
-    warps = 8 if bm >= 128 or big else 4  # 4 warps spill in the dK/dV kernel at head dim 128
-    bwd_m, bwd_n = (32, 64) if big else (64, 64)
-    return Config(1, bm, bn, bwd_m, bwd_n, num_warps=warps, num_stages=2)
+    warps = 8  # 4 spill in the dK/dV kernel at head dim 128, and at 64 with 64x64 blocks (Tq < 128: 32 B)
+    # dK/dV: sm_80 at Dh <= 64 takes 32 keys per program (32x64 blocks spilled 40 B at 255 registers
+    # under Triton 3.6; 121 registers with 32x32)
+    bwd_m, bwd_n = (32, 32) if arch < 90 and not wide else (32, 64) if big else (64, 64)
+    return Config(1, bm, bn, bwd_m, bwd_n, num_warps=warps, num_stages=2, max_registers=255)
 
 
 def _precision(dtype: torch.dtype) -> str:
@@ -213,6 +229,7 @@ def _launch_fwd(q, keys, values, masks, scale, out, lse, cfg: Config) -> None:
         NUM_SRC=len(keys), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
         PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=_pow2(d), HEAD_DIM=d,
         PREC=_precision(q.dtype), num_warps=cfg.fwd_warps or cfg.num_warps, num_stages=cfg.num_stages,
+        maxnreg=cfg.max_registers,
     )
 
 
@@ -287,7 +304,7 @@ def _bwd(dout, q, keys, values, masks, out, lse, scale) -> list[Tensor]:
             *slots, *grads, *strides, h, tq, n_prob, qk_scale, scale,
             NUM_SRC=len(keys), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
             PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d, HEAD_DIM=d,
-            PREC=prec, num_warps=cfg.packed_bwd_warps, num_stages=cfg.num_stages,
+            PREC=prec, num_warps=cfg.packed_bwd_warps, num_stages=cfg.num_stages, maxnreg=cfg.max_registers,
         )
         return [dq, *dks, *dvs]
 
@@ -295,7 +312,7 @@ def _bwd(dout, q, keys, values, masks, out, lse, scale) -> list[Tensor]:
     n_rows = n_prob * tq
     cmra_delta_kernel[(triton.cdiv(n_rows, 64),)](
         out, *out.stride(), dout, *dout.stride(), delta, h, tq, n_rows,
-        BLOCK=64, BLOCK_D=block_d, HEAD_DIM=d, num_warps=4,
+        BLOCK=64, BLOCK_D=block_d, HEAD_DIM=d, num_warps=4, maxnreg=cfg.max_registers,
     )
     for i, (k, v, m) in enumerate(zip(keys, values, masks)):
         tk = k.shape[1]
@@ -307,6 +324,7 @@ def _bwd(dout, q, keys, values, masks, out, lse, scale) -> list[Tensor]:
             h, tq, tk, n_prob, qk_scale, scale,
             HAS_MASK=m is not None, PACK=cfg.pack, BLOCK_M=cfg.bwd_block_m, BLOCK_N=cfg.bwd_block_n,
             BLOCK_D=block_d, HEAD_DIM=d, PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            maxnreg=cfg.max_registers,
         )
     grid = _row_grid(n_prob, tq, cfg)
     groups = _groups(len(keys))
@@ -321,7 +339,7 @@ def _bwd(dout, q, keys, values, masks, out, lse, scale) -> list[Tensor]:
             h, tq, n_prob, qk_scale, scale,
             NUM_SRC=len(g), HAS_M0=has[0], HAS_M1=has[1], HAS_M2=has[2], HAS_M3=has[3],
             PACK=cfg.pack, BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, BLOCK_D=block_d, HEAD_DIM=d,
-            PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+            PREC=prec, num_warps=cfg.num_warps, num_stages=cfg.num_stages, maxnreg=cfg.max_registers,
         )
         total = partial if total is None else total.add_(partial)
     if len(groups) > 1:
@@ -392,16 +410,27 @@ cmra_fwd.register_autograd(_backward, setup_context=_setup_context)
 def why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
             key_padding_masks: Sequence[Tensor | None] | None) -> str | None:
     """None if the fused kernels can serve this call, else a sentence saying why not."""
+    return _device_why_not(query) or _shape_why_not(query, keys, values, key_padding_masks)
+
+
+def _device_why_not(query: Tensor) -> str | None:
+    """Why the kernels cannot run on this tensor's device (or, under the interpreter, in its dtype)."""
     dev = query.device.type
     if dev == "cpu" and not INTERPRETED:
         return ("the Triton kernels were compiled for the GPU (TRITON_INTERPRET=1 was not set when "
                 "avattn.kernels was first imported), so they cannot run on CPU tensors")
     if dev not in ("cpu", "cuda"):
         return f"the Triton kernels run on CUDA tensors, got device {query.device}"
-    if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
-        return f"the Triton kernels take float16/bfloat16/float32, got {query.dtype}"
     if INTERPRETED and query.dtype == torch.bfloat16:
         return "the Triton interpreter (TRITON_INTERPRET=1) has no bfloat16 dot; use float16 or float32 there"
+    return None
+
+
+def _shape_why_not(query: Tensor, keys: Sequence[Tensor], values: Sequence[Tensor],
+                   key_padding_masks: Sequence[Tensor | None] | None) -> str | None:
+    """Why the kernels cannot serve these dtypes, head dim, strides, lengths or masks (any device)."""
+    if query.dtype not in (torch.float16, torch.bfloat16, torch.float32):
+        return f"the Triton kernels take float16/bfloat16/float32, got {query.dtype}"
     d = query.shape[-1]
     if not 16 <= d <= 128:
         return f"the Triton kernels support head dims 16..128, got {d}"
@@ -452,7 +481,27 @@ def cmra_attention_triton(
     query (B, Tq, H, Dh); keys[i], values[i] (B, Tk_i, H, Dh); key_padding_masks None or one
     None / bool (B, Tk_i) per source (True = padded). Returns (B, Tq, H, Dh), contiguous.
     Differentiable in query, keys and values; rows with every key padded give zeros and zero grads.
+
+    Checks its inputs first: shapes, dtypes and ``scale`` as ``cmra_attention`` does (ValueError /
+    TypeError naming the argument), then ``why_not``, whose reason it raises as a RuntimeError,
+    the error ``cmra_attention(..., backend="triton")`` raises for the same call.
     """
+    validate_attention_inputs(query, keys, values, key_padding_masks)
+    scale, _ = validate_options(scale, 0.0)
+    reason = why_not(query, keys, values, key_padding_masks)
+    if reason is not None:
+        raise RuntimeError(reason)
+    return cmra_attention_triton_checked(query, keys, values, key_padding_masks, scale)
+
+
+def cmra_attention_triton_checked(
+    query: Tensor,
+    keys: Sequence[Tensor],
+    values: Sequence[Tensor],
+    key_padding_masks: Sequence[Tensor | None] | None,
+    scale: float | None,
+) -> Tensor:
+    """``cmra_attention_triton`` without its checks, for a caller that ran them (``avattn.functional``)."""
     scale = query.shape[-1] ** -0.5 if scale is None else float(scale)
     masks = [None] * len(keys) if key_padding_masks is None else list(key_padding_masks)
     out, _ = cmra_fwd(query, list(keys), list(values), masks, scale)
