@@ -48,14 +48,15 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from avattn import DROPOUT_IMPLS  # noqa: E402
+from avattn.functional import BACKENDS  # noqa: E402
 from examples.ave.amp import cpu_isa_flags, native_bf16  # noqa: E402
 from examples.ave.constants import VISUAL_DIMS  # noqa: E402
 from examples.ave.optim import ADAM_IMPLS, clip_gradients, make_adam  # noqa: E402
-from examples.cmran.config import DROPOUT_IMPLS, CMRANConfig
+from examples.cmran.config import CMRANConfig  # noqa: E402
 from examples.cmran.model import CMRAN  # noqa: E402
 
 MODES = ("eager", "bf16", "compile", "compile_bf16", "cudagraphs")
-BACKENDS = ("auto", "reference", "sdpa", "triton")
 # matrix products as dispatched (aten, and oneDNN's linear that the fused visual path calls on a CPU)
 PRODUCTS = {"mm", "addmm", "bmm", "baddbmm", "addbmm", "mv", "addmv", "dot", "_addmm_activation", "_linear_pointwise"}
 GRAD_CLIP = 0.1  # the supervised recipe's

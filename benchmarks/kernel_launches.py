@@ -183,7 +183,7 @@ def _cmran(device, size: str, mode: str) -> None:
 
     device = torch.device(device)
     # bench_cmran runs every backend with dropout 0 when triton is among them (the kernels apply none)
-    cfg = bc.ModelConfig(setting="supervised", features="vgg19", backend="triton", dropout=0.0)
+    cfg = bc.CMRANConfig(setting="supervised", features="vgg19", backend="triton", dropout=0.0)
     for b in CMRAN_BATCHES[size]:
         case = bc.Case(mode, True, cfg, bc.synthetic_batch(b, bc.VISUAL_DIMS["vgg19"], device), device, "fused")
         case.train_step()

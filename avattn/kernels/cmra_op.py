@@ -36,7 +36,7 @@ import torch
 import triton
 from torch import Tensor
 
-from ..functional._validate import validate_attention_inputs, validate_options
+from .._checks import validate_attention_inputs, validate_options
 from .cmra_bwd import cmra_bwd_dkdv_kernel, cmra_bwd_dq_kernel, cmra_bwd_packed_kernel, cmra_delta_kernel
 from .cmra_fwd import INTERPRETED, MAX_SOURCES, cmra_fwd_kernel
 
@@ -487,7 +487,7 @@ def cmra_attention_triton(
     the error ``cmra_attention(..., backend="triton")`` raises for the same call.
     """
     validate_attention_inputs(query, keys, values, key_padding_masks)
-    scale, _ = validate_options(scale, 0.0)
+    scale, _ = validate_options(scale, 0.0, False)
     reason = why_not(query, keys, values, key_padding_masks)
     if reason is not None:
         raise RuntimeError(reason)
