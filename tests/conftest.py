@@ -3,6 +3,7 @@ import zlib
 import pytest
 import torch
 from attention_checks import make_inputs
+from release_fixtures import copy, release  # noqa: F401  (the release export and its per-test copy, for every test)
 
 
 @pytest.fixture(autouse=True)

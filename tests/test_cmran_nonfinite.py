@@ -8,7 +8,6 @@ Axis legend: N samples, T=10 segments, 7x7 grid, C=512 channels, A=128.
 from __future__ import annotations
 
 import json
-import shutil
 
 import h5py
 import numpy as np
@@ -21,7 +20,6 @@ from examples.ave.checkpoint import load_checkpoint, save_checkpoint, write_json
 from examples.ave.data import AVEDataError, build_datasets
 from examples.ave.data.release import BLOCK, F32_MAX, first_non_finite
 from examples.ave.evaluate import NonFiniteOutputError, evaluate_accuracy
-from examples.ave.export import export_synthetic
 from examples.cmran.__main__ import main as cli
 from examples.cmran.config import CMRANConfig
 from examples.cmran.model import CMRAN
@@ -33,18 +31,6 @@ RUN = ["--batch-size", "4", "--max-steps", "1", "--eval-batch-size", "8", "--epo
 TINY = ["--data", "synthetic", "--subset", "8", *RUN]
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ave") / "release"
-    export_synthetic(root, num_videos=N, features="vgg19", dtype="float32", seed=0, progress=False)
-    return root
-
-
-@pytest.fixture
-def copy(release, tmp_path):
-    dst = tmp_path / "copy"
-    shutil.copytree(release, dst)
-    return dst
 
 
 @pytest.fixture(scope="module")

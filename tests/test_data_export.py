@@ -20,7 +20,7 @@ N = 20
 
 
 @pytest.mark.parametrize("dtype,features", [("float64", "vgg19"), ("float32", "vgg19"), ("float32", "resnet151")])
-def test_round_trip(tmp_path, dtype, features):
+def test_export_reads_back_as_the_generator_s_samples(tmp_path, dtype, features):
     n = N if features == "vgg19" else 6
     out = tmp_path / "ave"
     info = export.export_synthetic(

@@ -7,7 +7,6 @@ release's two known label errors are not a disagreement to refuse.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import h5py
@@ -18,7 +17,6 @@ from cli_checks import one_thread, run, single_process  # noqa: F401  (fixtures 
 from examples.ave.config import TrainConfig
 from examples.ave.data import AVEDataError
 from examples.ave.datasets import build_splits
-from examples.ave.export import export_synthetic
 from examples.cmran.config import CMRANConfig
 
 pytestmark = pytest.mark.xdist_group("cmran_train")
@@ -27,18 +25,6 @@ N = 12
 TINY = ["--batch-size", "4", "--max-steps", "1", "--eval-batch-size", "8", "--epochs", "1"]
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ave") / "release"
-    export_synthetic(root, num_videos=N, progress=False)
-    return root
-
-
-@pytest.fixture
-def copy(release, tmp_path):
-    dst = tmp_path / "copy"
-    shutil.copytree(release, dst)
-    return dst
 
 
 def _splits(root: Path, setting: str = "supervised", labels: str = "auto"):

@@ -6,7 +6,6 @@ Axis legend: N samples, M background videos, T=10 segments, 7x7 grid, C channels
 from __future__ import annotations
 
 import pickle
-import shutil
 
 import h5py
 import numpy as np
@@ -15,23 +14,10 @@ import torch
 from torch.utils.data import DataLoader
 
 from examples.ave.data import AVEDataError, ReleaseAVE, build_datasets
-from examples.ave.export import export_synthetic
 
 N, M = 12, 1  # the export takes 12 videos: train 10, val 1, test 1 (and 1 background video)
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ave") / "release"
-    export_synthetic(root, num_videos=N, features="vgg19", dtype="float32", seed=0, progress=False)
-    return root
-
-
-@pytest.fixture
-def copy(release, tmp_path):
-    dst = tmp_path / "copy"
-    shutil.copytree(release, dst)
-    return dst
 
 
 def _rewrite(path, key, array):
@@ -70,7 +56,7 @@ def test_valid_release_loads(release):
 @pytest.mark.parametrize(
     "name", ["visual_feature.h5", "audio_feature.h5", "train_order.h5", "val_order.h5", "test_order.h5"]
 )
-def test_missing_file(copy, name):
+def test_a_missing_file_is_named(copy, name):
     (copy / name).unlink()
     _raises(copy, name, "not found")
 
@@ -84,7 +70,7 @@ def test_missing_weak_file(copy, name):
     _raises(copy, name, "not found", setting="weak")
 
 
-def test_missing_key(copy):
+def test_a_missing_dataset_key_is_named_with_the_keys_found(copy):
     _rewrite(copy / "audio_feature.h5", "features", np.zeros((N, 10, 128), np.float32))
     _raises(copy, "audio_feature.h5", "no dataset 'avadataset'", "['features']")
     _rewrite(copy / "val_order.h5", "avadataset", np.arange(1))
@@ -92,7 +78,7 @@ def test_missing_key(copy):
     _raises(copy, "val_order.h5", "no dataset 'order'", "['avadataset']")
 
 
-def test_wrong_shape(copy):
+def test_a_wrong_shape_is_named_with_the_expected_one(copy):
     _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N, 10, 64), np.float32))
     _raises(copy, "audio_feature.h5", "'avadataset'", f"({N}, 10, 64)", "(N, 10, 128)")
     _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N, 10, 128), np.float32))
@@ -105,12 +91,12 @@ def test_wrong_backbone_names_the_right_one(release):
     assert "features='vgg19'" in msg
 
 
-def test_wrong_dtype(copy):
+def test_an_integer_feature_file_is_refused_naming_its_dtype(copy):
     _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N, 10, 128), np.int32))
     _raises(copy, "audio_feature.h5", "int32", "float32 or float64")
 
 
-def test_disagreeing_counts(copy):
+def test_feature_files_of_different_sample_counts_are_refused(copy):
     _rewrite(copy / "audio_feature.h5", "avadataset", np.zeros((N - 1, 10, 128), np.float32))
     _raises(copy, "audio_feature.h5", f"holds {N - 1} samples", f"expected {N}", "visual_feature.h5")
 
@@ -160,7 +146,7 @@ def test_not_hdf5_and_not_a_directory(copy):
     _raises(copy / "nowhere", "not a directory")
 
 
-def test_label_sources(copy):
+def test_folder_annotations_win_and_labels_h5_is_the_fallback(copy):
     """Annotations.txt in the directory wins; without it the shipped one (4143 rows) does not match
     N=12, so labels come from labels.h5 ('auto') or an error names both counts ('annotations')."""
     ref = build_datasets(copy)["train"]

@@ -51,7 +51,7 @@ def _annotations_by_hand():
     return seg, vid
 
 
-def test_constants():
+def test_the_task_has_28_events_background_28_and_two_feature_widths():
     assert NUM_EVENT_CLASSES == 28 and BACKGROUND == 28
     assert VISUAL_DIMS == {"vgg19": 512, "resnet151": 2048}
 
@@ -199,7 +199,7 @@ def test_confusable_groups_share_signature(gen):
         assert c[same].mean() > c[diff].mean() + 0.2
 
 
-def test_difficulty():
+def test_difficulty_zero_removes_distractors_and_higher_adds_noise_and_distractors():
     easy = SyntheticAVEGenerator(seed=0, difficulty=0.0)
     assert easy.cfg.max_distractors == 0 and easy.cfg.p_audio_distractor == 0 and not easy.noise_tape.any()
     hard = SyntheticConfig.from_difficulty(2.0)
@@ -218,7 +218,7 @@ def test_difficulty():
             SyntheticConfig.from_difficulty(bad)
 
 
-def test_bad_arguments():
+def test_bad_features_setting_or_seed_raise_a_value_error_naming_it():
     with pytest.raises(ValueError, match="features"):
         build_datasets("synthetic", features="vgg16")
     with pytest.raises(ValueError, match="setting"):

@@ -52,7 +52,7 @@ def test_corrupt_and_truncated_files(tmp_path):
     fails(empty, tmp_path, "cannot be opened")
 
 
-def test_missing_streams(tmp_path):
+def test_a_file_without_audio_or_video_stream_is_refused(tmp_path):
     fails(write_video(tmp_path / "silent_film.mkv", 2.0, audio=False), tmp_path, "has no audio stream", "anullsrc")
     fails(write_video(tmp_path / "radio.mkv", 2.0, video=False), tmp_path, "has no video stream")
 
@@ -76,7 +76,7 @@ def test_variable_frame_rate(tmp_path):
     assert summary.seconds == 3
 
 
-def test_huge_resolution(tmp_path):
+def test_a_resolution_above_max_pixels_is_refused(tmp_path):
     path = write_video(tmp_path / "big.mp4", 1.0)
     fails(path, tmp_path, "resolution 256x96", "--max-pixels 10000", max_pixels=10_000)
     info = probe(path)  # a header that states no size: the first decoded frame is checked
@@ -84,7 +84,7 @@ def test_huge_resolution(tmp_path):
         scan(info, 44100, lambda chunk: None, decode_video=True, check_constant_rate=True, max_pixels=10_000)
 
 
-def test_unreadable_paths(tmp_path):
+def test_absent_directory_and_dangling_paths_are_refused_by_name(tmp_path):
     fails(tmp_path / "absent.mp4", tmp_path, "no such file")
     (tmp_path / "folder.mp4").mkdir()
     fails(tmp_path / "folder.mp4", tmp_path, "not a regular file")

@@ -194,7 +194,7 @@ def test_matches_float64_reference(b, tq, lengths, h, d, dtype, masks):
                      torch.float32, id="pack2-packed-bwd"),
     ],
 )
-def test_forced_tilings(cfg, b, h, lengths, tq, dtype):
+def test_every_forced_tiling_matches_the_reference(cfg, b, h, lengths, tq, dtype):
     q, ks, vs, m = _make_inputs(b, tq, lengths, h, 32, dtype, ["random", "full_row"])
     with OP.config_override(OP.Config(**cfg)):
         _check_against_reference(q, ks, vs, m, dtype)
@@ -362,7 +362,7 @@ def test_backward_is_deterministic():
 
 
 @in_process
-def test_custom_scale():
+def test_the_kernel_applies_a_custom_scale():
     q, ks, vs, _ = _make_inputs(2, 3, [4], 1, 16, torch.float32)
     got = OP.cmra_attention_triton(q, ks, vs, None, 0.3)
     ref = reference_attention(q.double(), [ks[0].double()], [vs[0].double()], None, 0.3)[0]

@@ -164,7 +164,7 @@ def test_nan_stays_in_its_batch_row_and_follows_the_reference(shape, where, dtyp
             assert torch.equal(g.isnan(), r.isnan()), what
 
 
-def test_deterministic_backward():
+def test_the_backward_is_deterministic_run_to_run():
     *shape, dtype = DETERMINISM
     q, ks, vs, m = _inputs(*shape, dtype, ONE_MASK)
     dout = torch.randn(q.shape, dtype=torch.float64, device=DEV)
