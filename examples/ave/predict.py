@@ -164,6 +164,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_video_arguments(p, "predict")  # --video FILE: extract it, then its events and a timeline
 
 
+def check_events_out(out: Path, batch_size: int) -> Path:
+    """``--out`` names a .jsonl or .csv file that can be written; ``--batch-size`` is positive."""
+    if out.suffix not in FORMATS:
+        raise ConfigError(f"--out must end in .jsonl or .csv, got {str(out)!r}")
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a directory, expected a file name ending in .jsonl or .csv")
+    check_out_dir(out.parent, flag=f"--out {str(out)!r}: its folder")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    return out
+
+
 def main(args: argparse.Namespace) -> int:
     if args.video is not None:  # one video file in, its events and a timeline out (extract/video_commands.py)
         from .extract.video_commands import predict_video
@@ -171,14 +183,7 @@ def main(args: argparse.Namespace) -> int:
         return predict_video(args)
     if args.out is None:
         raise ConfigError("--out is required (FILE.jsonl or FILE.csv), except with --video")
-    out = Path(args.out)
-    if out.suffix not in FORMATS:
-        raise ConfigError(f"--out must end in .jsonl or .csv, got {args.out!r}")
-    if out.is_dir():
-        raise ConfigError(f"--out {args.out!r} is a directory, expected a file name ending in .jsonl or .csv")
-    check_out_dir(out.parent, flag=f"--out {args.out!r}: its folder")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out = check_events_out(Path(args.out), args.batch_size)
     wanted = None
     if args.videos is not None:
         wanted = [v.strip() for v in args.videos.split(",") if v.strip()]

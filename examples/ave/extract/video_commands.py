@@ -21,7 +21,7 @@ from ..amp import resolve_amp, run_amp
 from ..checks import ConfigError, check_out_dir
 from ..data import ReleaseAVE, validate_release
 from ..evaluate import load_trained_model
-from ..predict import FORMATS, write_events
+from ..predict import check_events_out, write_events
 from ..runtime import resolve_device
 from .video_events import names_for, predict_timelines, video_groups, video_record
 from .video_options import check_video_options, extract_one
@@ -36,14 +36,7 @@ def _check_model(model, ckpt_path: str) -> None:
 
 def _events_out(args: argparse.Namespace) -> Path:
     out = Path(args.out) if args.out is not None else Path(f"{Path(args.video).stem}.events.jsonl")
-    if out.suffix not in FORMATS:
-        raise ConfigError(f"--out must end in .jsonl or .csv, got {str(out)!r}")
-    if out.is_dir():
-        raise ConfigError(f"--out {str(out)!r} is a directory, expected a file name ending in .jsonl or .csv")
-    check_out_dir(out.parent, flag=f"--out {str(out)!r}: its folder")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    return out
+    return check_events_out(out, args.batch_size)
 
 
 def _video_rows(work: Path, video_id: str, features: str):
