@@ -4,8 +4,11 @@ attention API); a model's own dtype check is public as ``avattn.check_input_dtyp
 Each name below still works until avattn 0.2, with a ``DeprecationWarning`` naming its new place.
 """
 
-from .. import _checks
+import importlib
+
 from .._deprecation import module_getattr
+
+_checks = importlib.import_module("avattn._checks")  # the module itself: its names stay out of this one
 
 _MOVED = (
     "check_sequence_features", "check_same_batch_time", "check_same_batch", "check_memory", "check_visual_map",

@@ -31,7 +31,7 @@ class AGSCAWeights(NamedTuple):
     spatial: Tensor | None
 
 
-def _cells(visual: Tensor) -> Tensor:
+def flatten_cells(visual: Tensor) -> Tensor:
     """(B, T, H, W, C) or (B, T, N, C) -> (B, T, N, C), a view where the layout allows."""
     return rearrange(visual, "b t ... c -> b t (...) c")
 
@@ -63,7 +63,7 @@ class AudioGuidedChannelAttention(nn.Module):
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
         check_same_batch_time("audio", audio, "visual", visual)
-        joint = torch.relu(self.audio_proj(audio)) * torch.relu(self.visual_proj(_cells(visual))).mean(dim=2)
+        joint = torch.relu(self.audio_proj(audio)) * torch.relu(self.visual_proj(flatten_cells(visual))).mean(dim=2)
         return torch.sigmoid(self.excite(torch.relu(self.squeeze(joint))))
 
     def forward(self, visual: Tensor, audio: Tensor, *, return_weights: bool = False):
@@ -111,7 +111,7 @@ class AudioGuidedSpatialAttention(nn.Module):
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
         check_same_batch_time("audio", audio, "visual", visual)
-        cells = _cells(visual)
+        cells = flatten_cells(visual)
         joint = torch.relu(self.visual_proj(cells)) * torch.relu(self.audio_proj(audio)).unsqueeze(2)
         weights = torch.tanh(self.score(joint)).squeeze(-1).softmax(dim=-1)  # (b, t, n)
         out = torch.einsum("btn,btnc->btc", weights, cells)

@@ -18,7 +18,7 @@ from .._checks import (
     check_tensor,
     check_visual_map,
 )
-from .agsca import _cells
+from .agsca import flatten_cells
 
 
 class AGVA(nn.Module):
@@ -69,7 +69,7 @@ class AGVA(nn.Module):
         check_visual_map("visual", visual, self.visual_dim)
         check_sequence_features("audio", audio, self.audio_dim)
         check_same_batch_time("audio", audio, "visual", visual)
-        cells = _cells(visual)
+        cells = flatten_cells(visual)
         if self.audio_along_cells and cells.shape[2] != self.attention_dim:
             raise ValueError(
                 f"audio_along_cells=True needs attention_dim == number of cells, got attention_dim="
@@ -108,5 +108,5 @@ class SpatialAverage(nn.Module):
         if audio.dim() != 3 or audio.shape[-1] != self.audio_dim:
             raise ValueError(f"audio must have shape (B, T, {self.audio_dim}), got {tuple(audio.shape)}")
         check_same_batch_time("audio", audio, "visual", visual)
-        out = _cells(visual).mean(dim=2)
+        out = flatten_cells(visual).mean(dim=2)
         return (out, None) if return_weights else out
