@@ -59,8 +59,8 @@ class Parser(argparse.ArgumentParser):
 def build_parser(module: str = "examples.ave") -> argparse.ArgumentParser:
     prog = f"python -m {module}"
     parser = Parser(prog=prog, description="Audio-visual event localization (AVE) with CMRAN, AVEL and PSP: "
-                                           "train, evaluate, predict, visualize, sweep, export synthetic data, "
-                                           "import reference checkpoints.")
+                                           "train, evaluate, predict, visualize, sweep, extract features of your "
+                                           "own videos, export synthetic data, import reference checkpoints.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}",
                                 parser_class=Parser)
     for name, (mod_name, help_text) in SUBCOMMANDS.items():
