@@ -41,7 +41,7 @@ def atomic_path(path: str | os.PathLike, *, need_bytes=None):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())  # the mode a plain open() gives, not mkstemp's 0o600
+        os.fchmod(fd, 0o666 & ~umask())  # the mode a plain open() gives, not mkstemp's 0o600
     finally:
         os.close(fd)
     try:
@@ -137,7 +137,7 @@ def _fsync(path: str) -> None:
         os.close(fd)
 
 
-def _umask() -> int:
+def umask() -> int:
     mask = os.umask(0o022)  # the only portable way to read it is to set it
     os.umask(mask)
     return mask
@@ -227,5 +227,5 @@ def alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["NoSpaceError", "alive", "atomic_path", "atomic_write", "atomic_writes", "check_free_space", "free_bytes", "json_file", "jsonl_file",
+__all__ = ["NoSpaceError", "alive", "atomic_path", "atomic_write", "atomic_writes", "check_free_space", "free_bytes", "umask", "json_file", "jsonl_file",
            "mount_point", "no_space_message", "remove_stale_temp_files", "write_json", "write_jsonl"]

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import alive, umask
 from .errors import WorkFolderError
 
 WORK_DIR = ".extract"
@@ -102,12 +103,6 @@ class WorkFile:
             self.tmp.unlink(missing_ok=True)
 
 
-def umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read it is to set it
-    os.umask(mask)
-    return mask
-
-
 def remove_stale_temps(directory: Path) -> list[Path]:
     """Delete the temporary files (``.NAME.PID-XXXX.tmp``) that a killed run left in ``directory``."""
     removed = []
@@ -115,17 +110,8 @@ def remove_stale_temps(directory: Path) -> list[Path]:
         return removed
     for p in Path(directory).glob(".*.tmp"):
         pid = p.name[:-len(".tmp")].rsplit(".", 1)[-1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             p.unlink(missing_ok=True)
             removed.append(p)
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

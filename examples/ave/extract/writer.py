@@ -14,18 +14,18 @@ Axis legend: N rows, T = 10 segments, h, w pool5 cells (7 x 7), C visual channel
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_path
 from .convention import WINDOW_SECONDS as T
 from .labels import HEADER, RowLabel
 from .windows import Window
-from .work import umask
 
 FEATURE_KEY, ORDER_KEY = "avadataset", "order"
 VISUAL, AUDIO, LABELS = "visual_feature.h5", "audio_feature.h5", "labels.h5"
@@ -59,56 +59,34 @@ class Video:
     summary: dict
 
 
-class _Temp:
-    """A temporary file next to ``target``, renamed onto it by ``commit``."""
-
-    def __init__(self, target: Path):
-        self.target = target
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}-", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        self.path = Path(name)
-        os.chmod(self.path, 0o666 & ~umask())
-
-    def commit(self) -> None:
-        with open(self.path, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(self.path, self.target)
-
-    def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
 def write_release(out: Path, videos: list[Video], rows: list[Row], *, dtype: str, settings: dict,
                   categories: list[str] | None) -> None:
     """Write the release files for ``rows`` (in order) of ``videos``; ``categories`` None = no labels."""
     import h5py
 
     out = Path(out)
-    temps: dict[str, _Temp] = {}
-    try:
-        for name in (VISUAL, AUDIO, *ORDER_FILES.values(), INDEX) + (LABEL_FILES if categories else ()):
-            temps[name] = _Temp(out / name)
+    names = (VISUAL, AUDIO, *ORDER_FILES.values()) + (LABEL_FILES if categories else ())
+    with contextlib.ExitStack() as stack:  # every file renamed into place together, the index last; none on error
+        index_tmp = stack.enter_context(atomic_path(out / INDEX))
+        if not categories:  # labels of an earlier run in this folder no longer match its rows
+            stack.enter_context(_on_success(lambda: [(out / name).unlink(missing_ok=True) for name in LABEL_FILES]))
+        temps = {name: stack.enter_context(atomic_path(out / name)) for name in names}  # name -> temporary path
         by_id = {v.video_id: v for v in videos}
-        with h5py.File(temps[VISUAL].path, "w") as fv, h5py.File(temps[AUDIO].path, "w") as fa:
+        with h5py.File(temps[VISUAL], "w") as fv, h5py.File(temps[AUDIO], "w") as fa:
             _write_features(fv, fa, rows, by_id, dtype)
         for split, name in ORDER_FILES.items():
-            with h5py.File(temps[name].path, "w") as f:
+            with h5py.File(temps[name], "w") as f:
                 f.create_dataset(ORDER_KEY, data=np.array([i for i, r in enumerate(rows) if r.split == split],
                                                           dtype=np.int64))
         if categories:
             _write_labels(temps, rows, categories)
-        temps[INDEX].path.write_text(json.dumps(index(videos, rows, settings), indent=1) + "\n", encoding="utf-8")
-        for name, temp in temps.items():
-            if name != INDEX:
-                temp.commit()
-        if not categories:  # labels of an earlier run in this folder no longer match its rows
-            for name in LABEL_FILES:
-                (out / name).unlink(missing_ok=True)
-        temps[INDEX].commit()
-    except BaseException:
-        for temp in temps.values():
-            temp.discard()
-        raise
+        index_tmp.write_text(json.dumps(index(videos, rows, settings), indent=1) + "\n", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _on_success(action):
+    yield
+    action()
 
 
 def _write_features(fv, fa, rows: list[Row], by_id: dict, dtype: str) -> None:
@@ -140,12 +118,12 @@ def _write_labels(temps: dict, rows: list[Row], categories: list[str]) -> None:
     import h5py
 
     segments = np.stack([r.label.segments for r in rows])
-    with h5py.File(temps[LABELS].path, "w") as f:
+    with h5py.File(temps[LABELS], "w") as f:
         f.create_dataset(FEATURE_KEY, data=np.eye(NUM_CLASSES, dtype=np.float32)[segments])
     lines = [HEADER] + [f"{r.label.category}&{r.row_id}&{r.label.quality}&{r.label.start}&{r.label.end}"
                         for r in rows]
-    temps[ANNOTATIONS].path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    temps[CATEGORIES].path.write_text("\n".join(categories) + "\n", encoding="utf-8")
+    temps[ANNOTATIONS].write_text("\n".join(lines) + "\n", encoding="utf-8")
+    temps[CATEGORIES].write_text("\n".join(categories) + "\n", encoding="utf-8")
 
 
 def index(videos: list[Video], rows: list[Row], settings: dict) -> dict:
